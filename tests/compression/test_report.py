@@ -1,0 +1,195 @@
+import gzip
+import os
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from tfopt.compression import ModelReport, measure_model
+
+
+def dense_with_known_zeros():
+    """Dense(8 -> 4): 32 kernel entries of which 10 are zero, and 4 biases of which 1 is zero."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    kernel = np.arange(1, 33, dtype="float32").reshape(8, 4) / 32.0
+    kernel.flat[[0, 3, 5, 7, 11, 13, 17, 19, 23, 31]] = 0.0
+    model.layers[0].set_weights([kernel, np.array([0.0, 0.5, -0.5, 1.0], "float32")])
+    return model
+
+
+def identity_classifier(classes=3):
+    """Outputs its input unchanged, so predictions are whatever the test feeds in."""
+    model = keras.Sequential([keras.Input((classes,)), keras.layers.Dense(classes)])
+    model.layers[0].set_weights([np.eye(classes, dtype="float32"), np.zeros(classes, "float32")])
+    return model
+
+
+@pytest.mark.backend_agnostic
+def test_counts_params_and_nonzeros_exactly():
+    report = measure_model(dense_with_known_zeros(), measure_latency=False)
+    assert isinstance(report, ModelReport) and report.format == "keras"
+    assert report.params == 36
+    assert report.nonzero_params == 36 - 10 - 1
+    assert report.sparsity == pytest.approx(11 / 36)
+
+
+@pytest.mark.backend_agnostic
+def test_counts_non_trainable_weights_like_keras():
+    model = keras.Sequential([keras.Input((5,)), keras.layers.BatchNormalization()])
+    report = measure_model(model, measure_latency=False)
+    assert report.params == model.count_params() == 20
+    # gamma and moving variance start at one; beta and moving mean at zero.
+    assert report.nonzero_params == 10
+
+
+@pytest.mark.backend_agnostic
+def test_size_is_the_archive_without_optimizer_state():
+    model = keras.Sequential([keras.Input((100,)), keras.layers.Dense(100)])
+    before = measure_model(model, measure_latency=False)
+    model.compile(keras.optimizers.Adam(), "mse")
+    model.fit(np.ones((8, 100), "float32"), np.ones((8, 100), "float32"), verbose=0)
+    after = measure_model(model, measure_latency=False)
+    # 10,100 float32 weights are 40,400 bytes; the archive adds its config and HDF5 headers.
+    assert 40_400 < after.size_bytes < 40_400 + 32_768
+    # Adam's two slots would add another 80,800 bytes; they are not part of the model a user ships.
+    assert abs(after.size_bytes - before.size_bytes) < 1024
+
+
+@pytest.mark.backend_agnostic
+def test_gzip_size_is_gzip_of_the_archive_and_shows_sparsity(tmp_path):
+    def model_with_kernel(kernel):
+        model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(256, use_bias=False)])
+        model.layers[0].set_weights([kernel])
+        return model
+
+    rng = np.random.default_rng(0)
+    dense_kernel = rng.normal(size=(256, 256)).astype("float32")
+    sparse_kernel = dense_kernel * (rng.random((256, 256)) < 0.1)
+    dense = measure_model(model_with_kernel(dense_kernel), measure_latency=False)
+    sparse = measure_model(model_with_kernel(sparse_kernel), measure_latency=False)
+    assert dense.size_bytes == pytest.approx(sparse.size_bytes, abs=64)  # same shapes, same archive size
+    assert dense.gzip_bytes > 0.85 * dense.size_bytes  # random floats barely compress
+    assert sparse.gzip_bytes < 0.3 * dense.gzip_bytes  # 90% zeros do
+    assert sparse.sparsity == pytest.approx(0.9, abs=0.01)
+
+
+@pytest.mark.backend_agnostic
+def test_the_archive_holds_the_model_and_loads_back(tmp_path):
+    from tfopt.compression.report import _KerasModel
+
+    model = dense_with_known_zeros()
+    model.compile(keras.optimizers.Adam(), "mse")
+    model.fit(np.ones((4, 8), "float32"), np.ones((4, 4), "float32"), verbose=0)
+    data = _KerasModel(model).serialized_bytes()
+    path = tmp_path / "slim.keras"
+    path.write_bytes(data)
+    assert zipfile.is_zipfile(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    x = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    assert measure_model(model, measure_latency=False).gzip_bytes == len(gzip.compress(data, compresslevel=9))
+
+
+@pytest.mark.backend_agnostic
+def test_accuracy_of_argmax_predictions():
+    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], "float32")
+    labels = np.array([0, 1, 1, 2])  # predictions are 0, 1, 2, 0: two right
+    assert measure_model(identity_classifier(), x, labels, measure_latency=False).accuracy == 0.5
+    one_hot = np.eye(3)[labels]
+    assert measure_model(identity_classifier(), x, one_hot, measure_latency=False).accuracy == 0.5
+
+
+@pytest.mark.backend_agnostic
+def test_accuracy_of_a_single_probability_output():
+    x = np.array([[0.9], [0.2], [0.7], [0.4], [0.6]], "float32")
+    labels = np.array([1, 0, 0, 0, 1])  # predicted 1, 0, 1, 0, 1: four right
+    report = measure_model(identity_classifier(1), x, labels, measure_latency=False)
+    assert report.accuracy == pytest.approx(0.8)
+
+
+@pytest.mark.backend_agnostic
+def test_latency_is_the_median_of_batch1_calls(monkeypatch):
+    model = dense_with_known_zeros()
+    shapes = []
+    original = model.predict_on_batch
+
+    def spy(x):
+        shapes.append(np.shape(x))
+        return original(x)
+
+    monkeypatch.setattr(model, "predict_on_batch", spy)
+    x = np.ones((10, 8), "float32")
+    report = measure_model(model, x, latency_repeats=7, latency_warmup=2)
+    assert shapes == [(1, 8)] * 9
+    assert report.latency_ms > 0 and report.latency_iqr_ms >= 0
+    report = measure_model(model, latency_repeats=3, latency_warmup=0)  # no data: zeros of the input shape
+    assert shapes[9:] == [(1, 8)] * 3 and report.accuracy is None
+    assert measure_model(model, x, measure_latency=False).latency_ms is None
+
+
+def test_measures_a_tflite_file_like_the_keras_model(tmp_path):
+    import tensorflow as tf
+
+    model = dense_with_known_zeros()
+    path = tmp_path / "model.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype("float32")
+    y = rng.integers(0, 4, size=50)
+    keras_report = measure_model(model, x, y, measure_latency=False)
+    report = measure_model(str(path), x, y, latency_repeats=5, batch_size=16)
+    assert report.format == "tflite"
+    assert (report.params, report.nonzero_params) == (36, 25)
+    assert report.size_bytes == os.path.getsize(path)
+    assert report.gzip_bytes == len(gzip.compress(path.read_bytes(), compresslevel=9))
+    assert report.accuracy == keras_report.accuracy
+    assert report.latency_ms > 0
+
+
+def test_measures_an_int8_tflite_file(tmp_path):
+    import tensorflow as tf
+
+    model = dense_with_known_zeros()
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[i : i + 1]] for i in range(64))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = tmp_path / "int8.tflite"
+    path.write_bytes(converter.convert())
+    y = model.predict(x, verbose=0).argmax(axis=1)
+    report = measure_model(str(path), x, y, latency_repeats=3)
+    assert report.params == 36  # int8 kernel and int32 bias
+    assert report.nonzero_params == 25  # zeros stay zero under symmetric weight quantization
+    assert report.accuracy >= 0.9  # int8 arithmetic agrees with float argmax on most inputs
+
+
+@pytest.mark.parametrize(
+    "model, kwargs, error, message",
+    [
+        (object(), {}, TypeError, "`model` must be a keras.Model or the path of a .tflite file. Received: object"),
+        ("model.h5", {}, ValueError, "path ending in `.tflite`"),
+        ("missing.tflite", {}, ValueError, "no TFLite file at 'missing.tflite'"),
+    ],
+)
+def test_rejects_what_it_cannot_measure(model, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        measure_model(model, **kwargs)
+
+
+@pytest.mark.backend_agnostic
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"y": np.zeros(3)}, "`y` needs `x`"),
+        ({"x": np.zeros((3, 8)), "y": np.zeros(2)}, r"Received: len\(x\)=3, len\(y\)=2"),
+        ({"batch_size": 0}, "`batch_size` must be an integer >= 1. Received: batch_size=0"),
+        ({"latency_repeats": 0}, "`latency_repeats` must be an integer >= 1"),
+        ({"latency_warmup": -1}, "`latency_warmup` must be an integer >= 0"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        measure_model(dense_with_known_zeros(), **kwargs)

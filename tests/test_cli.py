@@ -1,0 +1,95 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfopt import cli, demo
+
+
+def run_tfopt(*args):
+    env = dict(os.environ, COLUMNS="160")
+    return subprocess.run(
+        [sys.executable, "-m", "tfopt", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "report"
+    result = run_tfopt("demo", "--epochs", "1", "--out", str(out), "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    for title in ("Stage", "Test accuracy", "Params", "Non-zero", "Size", "Gzip size", "Latency (ms)"):
+        assert title in result.stdout
+    assert "baseline" in result.stdout and "tf.data pipeline" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    report = json.loads((out / "report.json").read_text())
+    stages = report["stages"]
+    assert [s["stage"] for s in stages] == [name for name, _ in demo.STAGES]
+    assert stages[0]["stage"] == "baseline"
+    for row in stages:
+        assert row["params"] == 51_946 and row["nonzero_params"] == 51_946
+        assert 0.3 < row["accuracy"] <= 1.0  # one epoch already triples chance (10%)
+        assert 0 < row["gzip_bytes"] < row["size_bytes"]
+        assert row["latency_ms"] > 0
+    assert report["meta"]["epochs"] == 1 and report["meta"]["seed"] == 1
+    markdown = (out / "report.md").read_text()
+    assert "| baseline |" in markdown and "| tf.data pipeline |" in markdown
+    assert (out / "accuracy_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quiet_demo_prints_only_the_table(tmp_path):
+    result = run_tfopt("demo", "--epochs", "1", "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "epochs" not in result.stdout.split("tfopt demo: before / after")[0]
+    assert "baseline" in result.stdout
+
+
+def test_baseline_reaches_95_percent_on_the_test_split():
+    from tfopt.compression import measure_model
+
+    ctx = demo.DemoContext(data=demo.load_digits(), epochs=20, seed=0)
+    model = demo.stage_baseline(ctx)
+    assert measure_model(model, *ctx.data.test, measure_latency=False).accuracy >= 0.95
+
+
+def test_help_describes_every_command_and_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "demo" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--out", "--epochs", "--seed", "--quiet", "report.json", "digits"):
+        assert option in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["demo", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+        (["demo", "--epochs", "two"], "argument --epochs: must be an integer >= 1, got 'two'"),
+        (["demo", "--seed", "-3"], "argument --seed: must be an integer >= 0, got -3"),
+        (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+        (["compres"], "invalid choice: 'compres'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("tfopt")
+
+
+def test_unwritable_out_exits_2_without_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_tfopt("demo", "--out", str(blocker / "report"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("tfopt demo: error: argument --out: cannot write to")
+    assert not (tmp_path / "a-file" / "report").exists()

@@ -1,0 +1,52 @@
+"""tfopt: the optimization toolkit for Keras 3 on TensorFlow.
+
+Every technique is a Keras object that composes into `model.compile` / `model.fit`. The public API is what this
+module and each subpackage's `__init__` export; nothing else is public.
+
+Names load on first use (PEP 562), so `import tfopt` is instant and the `tfopt` command can quiet TensorFlow's
+start-up logs before Keras imports it; `tfopt.X` and `from tfopt import X` work as usual.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    # Areas, one subpackage each.
+    "acceleration": "tfopt.acceleration",
+    "callbacks": "tfopt.callbacks",
+    "compression": "tfopt.compression",
+    "data": "tfopt.data",
+    "layers": "tfopt.layers",
+    "models": "tfopt.models",
+    "optimizers": "tfopt.optimizers",
+    "regularizers": "tfopt.regularizers",
+    "schedules": "tfopt.schedules",
+    "strategies": "tfopt.strategies",
+    "tuning": "tfopt.tuning",
+    # Data.
+    "DigitsSplit": "tfopt.data",
+    "load_digits": "tfopt.data",
+    "make_dataset": "tfopt.data",
+    # Measurement.
+    "ModelReport": "tfopt.compression",
+    "measure_model": "tfopt.compression",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfopt' has no attribute {name!r}")
+    value = importlib.import_module(module)
+    if module.rsplit(".", 1)[-1] != name:
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,5 @@
+"""`python -m tfopt` runs the `tfopt` command."""
+
+from tfopt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Wall-clock timing shared by the model report, the benchmarks and the fit profiler.
+
+Timings on a shared machine drift and jitter, so nothing here times a thing once: every measure is the median of
+repeated calls after warm-up, and comparisons interleave their candidates (A, B, A, B, ...) so that drift touches
+all of them alike.
+"""
+
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: the median, the interquartile range and every sample."""
+
+    median: float
+    iqr: float
+    samples: tuple
+
+    @classmethod
+    def from_samples(cls, samples):
+        samples = tuple(float(s) for s in samples)
+        if len(samples) >= 4:
+            q1, _, q3 = statistics.quantiles(samples, n=4)
+        else:
+            q1, q3 = min(samples), max(samples)
+        return cls(median=statistics.median(samples), iqr=q3 - q1, samples=samples)
+
+
+def _check_counts(repeats, warmup):
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"Argument `repeats` must be an integer >= 1. Received: repeats={repeats!r}")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"Argument `warmup` must be an integer >= 0. Received: warmup={warmup!r}")
+
+
+def time_call(fn, *, repeats=30, warmup=3):
+    """Times `fn()` `repeats` times after `warmup` untimed calls; returns a `Timing`."""
+    return time_interleaved([fn], repeats=repeats, warmup=warmup)[0]
+
+
+def time_interleaved(fns, *, repeats=30, warmup=3):
+    """Times several callables in interleaved rounds; returns one `Timing` per callable.
+
+    Each round calls every callable once; odd rounds run them in reverse order so that no callable always runs
+    right after the same neighbour (caches, frequency scaling and allocator state carry over between calls).
+    """
+    _check_counts(repeats, warmup)
+    fns = list(fns)
+    if not fns or not all(callable(f) for f in fns):
+        raise TypeError(f"Argument `fns` must be a non-empty list of callables. Received: fns={fns!r}")
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    samples = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for r in range(repeats):
+        for i in order if r % 2 == 0 else reversed(order):
+            start = time.perf_counter()
+            fns[i]()
+            samples[i].append(time.perf_counter() - start)
+    return [Timing.from_samples(s) for s in samples]

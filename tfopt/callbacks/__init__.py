@@ -1,0 +1,3 @@
+"""`keras.callbacks.Callback` subclasses: learning-rate decay, pruning steps, monitoring."""
+
+__all__ = []

@@ -1,0 +1,296 @@
+"""Measures a model the way users compare compressed models.
+
+`measure_model` reports, for a Keras model or a TFLite/LiteRT flatbuffer file: parameter count, non-zero
+parameter count, sparsity, serialized size in bytes and its gzip-compressed size, accuracy on given data, and
+batch-1 inference latency (median of repeated calls after warm-up).
+
+Keras models are measured with `keras` only (any backend). A `.tflite` file is read with the LiteRT interpreter
+(`ai_edge_litert` when installed, else TensorFlow's `tf.lite.Interpreter`), imported only for such a file.
+"""
+
+import gzip
+import io
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+
+from tfopt._timing import time_call
+
+__all__ = ["ModelReport", "measure_model"]
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """What `measure_model` found.
+
+    Attributes:
+        params: number of stored parameters (every weight the saved model holds, trainable or not, e.g.
+            BatchNormalization statistics; for TFLite, every constant tensor).
+        nonzero_params: how many of them are not exactly zero.
+        sparsity: `1 - nonzero_params / params`.
+        size_bytes: size of the serialized model: the `.keras` archive as shipped for inference (architecture and
+            weights, without optimizer state), or the `.tflite` file.
+        gzip_bytes: size of the same bytes after gzip at level 9; zeros compress, so this shows sparsity.
+        accuracy: classification accuracy on the given data, or None when no labels were given.
+        latency_ms: median batch-1 inference latency in milliseconds, or None when not measured.
+        latency_iqr_ms: interquartile range of those latencies, or None.
+        format: "keras" or "tflite".
+    """
+
+    params: int
+    nonzero_params: int
+    sparsity: float
+    size_bytes: int
+    gzip_bytes: int
+    accuracy: float | None
+    latency_ms: float | None
+    latency_iqr_ms: float | None
+    format: str
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def measure_model(
+    model,
+    x=None,
+    y=None,
+    *,
+    batch_size=256,
+    measure_latency=True,
+    latency_repeats=50,
+    latency_warmup=5,
+):
+    """Measures size, sparsity, accuracy and batch-1 latency of a Keras model or a `.tflite` file.
+
+    Args:
+        model: a built `keras.Model`, or the path of a `.tflite` file.
+        x: inputs for accuracy and latency (the first example is used for latency). Optional: without it the
+            latency is measured on an all-zeros input of the model's input shape.
+        y: labels for accuracy: class indices `(n,)` or one-hot `(n, classes)`. Outputs of shape `(n, classes)`
+            are scored by argmax; outputs of shape `(n,)` or `(n, 1)` as probabilities thresholded at 0.5.
+        batch_size: batch size of the accuracy pass. Default 256.
+        measure_latency: measure batch-1 latency. Default True.
+        latency_repeats: timed calls; the median is reported. Default 50.
+        latency_warmup: untimed calls first (compilation, caches). Default 5.
+
+    Returns:
+        A `ModelReport`.
+    """
+    if y is not None and x is None:
+        raise ValueError("Argument `y` needs `x`: accuracy is measured on predictions for `x`. Received: x=None")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"Argument `batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
+    for name, value, low in (("latency_repeats", latency_repeats, 1), ("latency_warmup", latency_warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"Argument `{name}` must be an integer >= {low}. Received: {name}={value!r}")
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not path.endswith(".tflite"):
+            raise ValueError(f"Argument `model` must be a keras.Model or a path ending in `.tflite`. Received: {path!r}")
+        measure = _TFLiteModel(path)
+    elif isinstance(model, keras.Model):
+        measure = _KerasModel(model)
+    else:
+        raise TypeError(
+            f"Argument `model` must be a keras.Model or the path of a .tflite file. Received: {type(model).__name__}"
+        )
+
+    params, nonzero = measure.count_params()
+    data = measure.serialized_bytes()
+    accuracy = None
+    if y is not None:
+        if len(y) != len(x):
+            raise ValueError(
+                "Arguments `x` and `y` must have the same number of examples. "
+                f"Received: len(x)={len(x)}, len(y)={len(y)}"
+            )
+        accuracy = _accuracy(measure.predict(x, batch_size), np.asarray(y))
+    latency_ms = latency_iqr_ms = None
+    if measure_latency:
+        timing = time_call(measure.batch1_call(x), repeats=int(latency_repeats), warmup=int(latency_warmup))
+        latency_ms, latency_iqr_ms = timing.median * 1e3, timing.iqr * 1e3
+    return ModelReport(
+        params=params,
+        nonzero_params=nonzero,
+        sparsity=1.0 - nonzero / params if params else 0.0,
+        size_bytes=len(data),
+        gzip_bytes=len(gzip.compress(data, compresslevel=9)),
+        accuracy=accuracy,
+        latency_ms=latency_ms,
+        latency_iqr_ms=latency_iqr_ms,
+        format=measure.format,
+    )
+
+
+def _accuracy(predictions, labels):
+    predictions = np.asarray(predictions)
+    if predictions.ndim == 2 and predictions.shape[1] > 1:
+        predicted = predictions.argmax(axis=1)
+    else:
+        predicted = (predictions.reshape(len(predictions)) > 0.5).astype("int64")
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(axis=1)
+    return float(np.mean(predicted == labels.reshape(len(labels))))
+
+
+def _first_example(x):
+    return keras.tree.map_structure(lambda a: np.asarray(a)[:1], x)
+
+
+class _KerasModel:
+    format = "keras"
+
+    def __init__(self, model):
+        if not model.built:
+            raise ValueError(f"Argument `model` must be built before it is measured. Received: unbuilt {model.name!r}")
+        self.model = model
+
+    def count_params(self):
+        seen, params, nonzero = set(), 0, 0
+        for w in self.model.weights:
+            if id(w) in seen:
+                continue
+            seen.add(id(w))
+            value = keras.ops.convert_to_numpy(w)
+            params += value.size
+            nonzero += int(np.count_nonzero(value))
+        return params, nonzero
+
+    def serialized_bytes(self):
+        # `model.save` also stores the optimizer's slots (Adam triples the file), which no one ships for inference
+        # and `.keras` saving cannot leave out; rewrite the archive's weights file without its "optimizer" group.
+        import h5py
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.keras")
+            self.model.save(path)
+            archive = io.BytesIO()
+            with zipfile.ZipFile(path) as src, zipfile.ZipFile(archive, "w") as dst:
+                for info in src.infolist():
+                    data = src.read(info)
+                    if info.filename.endswith(".h5"):
+                        full, slim = os.path.join(tmp, "full.h5"), os.path.join(tmp, "slim.h5")
+                        with open(full, "wb") as f:
+                            f.write(data)
+                        with h5py.File(full, "r") as fin, h5py.File(slim, "w") as fout:
+                            fout.attrs.update(fin.attrs)
+                            for key in fin:
+                                if key != "optimizer":
+                                    fin.copy(fin[key], fout, name=key)
+                        with open(slim, "rb") as f:
+                            data = f.read()
+                    dst.writestr(info, data)
+            return archive.getvalue()
+
+    def predict(self, x, batch_size):
+        return self.model.predict(x, batch_size=batch_size, verbose=0)
+
+    def batch1_call(self, x):
+        if x is None:
+            x = keras.tree.map_structure(
+                lambda t: np.zeros((1,) + tuple(t.shape[1:]), dtype=t.dtype), self.model.inputs
+            )
+            if isinstance(x, list) and len(x) == 1:
+                x = x[0]
+        example = _first_example(x)
+        return lambda: self.model.predict_on_batch(example)
+
+
+def _tflite_interpreter(**kwargs):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter warns that it moves to ai_edge_litert
+        return Interpreter(**kwargs)
+
+
+class _TFLiteModel:
+    format = "tflite"
+
+    def __init__(self, path):
+        if not os.path.isfile(path):
+            raise ValueError(f"Argument `model`: no TFLite file at {path!r}")
+        self.path = path
+        with open(path, "rb") as f:
+            self.content = f.read()
+
+    def _interpreter(self):
+        interpreter = _tflite_interpreter(model_content=self.content)
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def count_params(self):
+        # Constants are the tensors ops read but no op writes and that are not model inputs.
+        interpreter = self._interpreter()
+        read, written = set(), set()
+        for op in interpreter._get_ops_details():
+            read.update(int(i) for i in op["inputs"] if i >= 0)
+            written.update(int(i) for i in op["outputs"])
+        inputs = {d["index"] for d in interpreter.get_input_details()}
+        params = nonzero = 0
+        for index in sorted(read - written - inputs):
+            value = interpreter.get_tensor(index)
+            params += value.size
+            nonzero += int(np.count_nonzero(value))
+        return params, nonzero
+
+    def serialized_bytes(self):
+        return self.content
+
+    @staticmethod
+    def _quantize(x, detail):
+        scale, zero_point = detail["quantization"]
+        if np.issubdtype(detail["dtype"], np.integer) and scale:
+            info = np.iinfo(detail["dtype"])
+            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+        return np.asarray(x, dtype=detail["dtype"])
+
+    @staticmethod
+    def _dequantize(x, detail):
+        scale, zero_point = detail["quantization"]
+        if np.issubdtype(detail["dtype"], np.integer) and scale:
+            return (x.astype("float32") - zero_point) * scale
+        return x
+
+    def predict(self, x, batch_size):
+        interpreter = self._interpreter()
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        x = np.asarray(x)
+        outputs, current = [], None
+        for start in range(0, len(x), batch_size):
+            chunk = x[start : start + batch_size]
+            if current != len(chunk):
+                interpreter.resize_tensor_input(inp["index"], [len(chunk), *x.shape[1:]])
+                interpreter.allocate_tensors()
+                current = len(chunk)
+            interpreter.set_tensor(inp["index"], self._quantize(chunk, inp))
+            interpreter.invoke()
+            outputs.append(self._dequantize(interpreter.get_tensor(out["index"]), out))
+        return np.concatenate(outputs)
+
+    def batch1_call(self, x):
+        interpreter = self._interpreter()
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        shape = [1, *inp["shape"][1:]]
+        if list(inp["shape"]) != shape:
+            interpreter.resize_tensor_input(inp["index"], shape)
+            interpreter.allocate_tensors()
+        example = np.zeros(shape, "float32") if x is None else np.asarray(x)[:1]
+        example = self._quantize(example, inp)
+
+        def call():
+            interpreter.set_tensor(inp["index"], example)
+            interpreter.invoke()
+            return interpreter.get_tensor(out["index"])
+
+        return call

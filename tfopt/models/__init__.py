@@ -1,0 +1,3 @@
+"""What changes the train step: sharpness-aware minimization and distillation extras."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Sparsity-inducing penalties (group lasso) as `keras.regularizers.Regularizer` subclasses."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Keras Tuner hypermodels and search spaces over optimization recipes."""
+
+__all__ = []
