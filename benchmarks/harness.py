@@ -83,7 +83,8 @@ def write_results(name, rows, *, title, notes="", columns=COLUMNS, out_dir=RESUL
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump({"benchmark": name, "title": title, "machine": meta, "rows": rows}, f, indent=2)
     described = ", ".join(f"{k} {v}" for k, v in meta.items())
-    text = f"### {title}\n\n{markdown_table(rows, columns)}\n\n{notes + ' ' if notes else ''}Measured on: {described}.\n"
+    notes = f"{notes} " if notes else ""
+    text = f"### {title}\n\n{markdown_table(rows, columns)}\n\n{notes}Measured on: {described}.\n"
     with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
         f.write(text)
     return text

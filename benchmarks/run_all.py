@@ -16,6 +16,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.harness import RESULTS_DIR  # noqa: E402
 
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
+README = os.path.join(ROOT, "README.md")
 
 
 def scripts():
@@ -33,7 +34,7 @@ def collect(results_dir=RESULTS_DIR):
     return "\n\n".join(tables)
 
 
-def update_readme(tables, readme=os.path.join(ROOT, "README.md")):
+def update_readme(tables, readme=README):
     with open(readme) as f:
         text = f.read()
     head, sep, rest = text.partition(START)

@@ -153,7 +153,7 @@ def _run_demo(args):
             )
     table = Table(title="tfopt demo: before / after")
     for key, title in demo.REPORT_COLUMNS:
-        table.add_column(title, justify="left" if key == "stage" else "right")
+        table.add_column(title, justify="left" if key == "stage" else "right", no_wrap=key == "stage")
     for row in rows:
         table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in demo.REPORT_COLUMNS))
     console.print(table)

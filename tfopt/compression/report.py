@@ -92,7 +92,9 @@ def measure_model(
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not path.endswith(".tflite"):
-            raise ValueError(f"Argument `model` must be a keras.Model or a path ending in `.tflite`. Received: {path!r}")
+            raise ValueError(
+                f"Argument `model` must be a keras.Model or a path ending in `.tflite`. Received: {path!r}"
+            )
         measure = _TFLiteModel(path)
     elif isinstance(model, keras.Model):
         measure = _KerasModel(model)

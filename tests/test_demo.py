@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from tfopt import demo
+from tfopt.compression import measure_model
+
+
+def test_baseline_reaches_95_percent_on_the_test_split():
+    ctx = demo.DemoContext(data=demo.load_digits(), epochs=20, seed=0)
+    model = demo.stage_baseline(ctx)
+    assert measure_model(model, *ctx.data.test, measure_latency=False).accuracy >= 0.95
+
+
+@pytest.mark.backend_agnostic
+def test_every_stage_starts_from_the_same_weights():
+    ctx = demo.DemoContext(data=demo.load_digits(), epochs=1, seed=7)
+    a, b = ctx.fresh_model(), ctx.fresh_model()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.count_params() == 51_946
+
+
+@pytest.mark.backend_agnostic
+def test_epoch_log_finds_the_first_epoch_reaching_a_target():
+    log = demo._EpochLog()
+    for value in (0.5, 0.8, 0.79, 0.9):
+        log.on_epoch_end(len(log.epochs), {"val_accuracy": value})
+    assert log.first_epoch_reaching("val_accuracy", 0.8) == 2
+    assert log.first_epoch_reaching("val_accuracy", 0.95) is None
+    assert log.first_epoch_reaching("loss", 0.0) is None
+
+
+@pytest.mark.backend_agnostic
+def test_report_table_and_chart(tmp_path):
+    rows = [
+        {"stage": "baseline", "accuracy": 0.98, "params": 1000, "nonzero_params": 1000, "size_bytes": 4096,
+         "gzip_bytes": 3072, "latency_ms": 0.5, "train_seconds": 2.0, "epochs_to_baseline": 3},
+        {"stage": "smaller", "accuracy": 0.97, "params": 1000, "nonzero_params": 200, "size_bytes": 4096,
+         "gzip_bytes": 1024, "latency_ms": None, "train_seconds": 1.0, "epochs_to_baseline": None},
+    ]
+    table = demo.markdown_table(rows)
+    assert "| baseline | 98.00% | 1,000 | 1,000 | 4.0 KiB | 3.0 KiB | 0.500 | 2.0 | 3 |" in table
+    assert "| smaller | 97.00% | 1,000 | 200 | 4.0 KiB | 1.0 KiB | - | 1.0 | - |" in table
+    demo.plot_report(rows, str(tmp_path / "chart.png"))
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
