@@ -26,11 +26,13 @@ def scripts():
             yield name
 
 
-def collect(results_dir=RESULTS_DIR):
+def collect(names, results_dir=RESULTS_DIR):
+    """The markdown tables of the named benchmarks (a script may write several, `<name>*.md`)."""
     tables = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "*.md"))):
-        with open(path) as f:
-            tables.append(f.read().strip())
+    for name in names:
+        for path in sorted(glob.glob(os.path.join(results_dir, f"{name}*.md"))):
+            with open(path) as f:
+                tables.append(f.read().strip())
     return "\n\n".join(tables)
 
 
@@ -49,7 +51,8 @@ def main(names=None):
     for name in names or list(scripts()):
         print(f"== benchmarks/{name}.py", flush=True)
         print(importlib.import_module(f"benchmarks.{name}").main(), flush=True)
-    tables = collect()
+    # The tables of every existing script, also those not re-run now; results of removed scripts drop out.
+    tables = collect(scripts())
     with open(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "w") as f:
         f.write("# tfopt benchmarks\n\nWritten by `make bench` (benchmarks/run_all.py); do not edit by hand.\n\n")
         f.write(tables + "\n")

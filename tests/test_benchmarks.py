@@ -51,3 +51,9 @@ def test_readme_table_is_replaced_between_markers(tmp_path):
 
 def test_every_benchmark_script_is_found():
     assert "data_pipeline" in list(run_all.scripts())
+
+
+def test_collect_takes_only_the_named_benchmarks(tmp_path):
+    for name in ("alpha", "alpha_part2", "removed"):
+        (tmp_path / f"{name}.md").write_text(f"table {name}\n")
+    assert run_all.collect(["alpha"], results_dir=str(tmp_path)) == "table alpha\n\ntable alpha_part2"

@@ -53,8 +53,9 @@ def test_help_describes_every_command_and_option(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     assert "demo" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--help"])
+    assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--out", "--epochs", "--seed", "--quiet", "report.json", "digits"):
         assert option in text
@@ -65,7 +66,8 @@ def test_help_describes_every_command_and_option(capsys):
     [
         (["demo", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
         (["demo", "--epochs", "two"], "argument --epochs: must be an integer >= 1, got 'two'"),
-        (["demo", "--seed", "-3"], "argument --seed: must be an integer >= 0, got -3"),
+        (["demo", "--seed", "-3"], "argument --seed: must be an integer in [0, 4294967295], got -3"),
+        (["demo", "--seed", "4294967296"], "argument --seed: must be an integer in [0, 4294967295], got 4294967296"),
         (["demo", "--bogus"], "unrecognized arguments: --bogus"),
         (["compres"], "invalid choice: 'compres'"),
         ([], "the following arguments are required: COMMAND"),
@@ -87,3 +89,21 @@ def test_unwritable_out_exits_2_without_traceback(tmp_path):
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("tfopt demo: error: argument --out: cannot write to")
     assert not (tmp_path / "a-file" / "report").exists()
+
+
+def test_the_console_script_runs_the_cli():
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="tfopt")
+    assert script.value == "tfopt.cli:main"
+    assert script.load() is cli.main
+
+
+def test_version_matches_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    import tfopt
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"tfopt {tfopt.__version__}" == f"tfopt {version('tfopt')}"

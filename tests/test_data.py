@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,11 @@ def test_split_arrays_match_their_indices(digits):
     from sklearn.datasets import load_digits as sk_load_digits
 
     source = sk_load_digits()
-    for x, y, key in ((digits.x_train, digits.y_train, "train"), (digits.x_test, digits.y_test, "test")):
+    for x, y, key in (
+        (digits.x_train, digits.y_train, "train"),
+        (digits.x_val, digits.y_val, "validation"),
+        (digits.x_test, digits.y_test, "test"),
+    ):
         idx = digits.indices[key]
         np.testing.assert_array_equal(x[..., 0] * 16.0, source.images[idx])
         np.testing.assert_array_equal(y, source.target[idx])
@@ -68,12 +74,12 @@ def test_images_are_float32_in_unit_range(digits):
         ({"test_fraction": 1.5}, "`test_fraction` must be a number in the open range (0, 1)"),
         ({"test_fraction": "0.2"}, "`test_fraction` must be a number"),
         ({"validation_fraction": 0.5, "test_fraction": 0.5}, "must be at most 0.9"),
-        ({"seed": -1}, "`seed` must be a non-negative integer. Received: seed=-1"),
-        ({"seed": 1.5}, "`seed` must be a non-negative integer"),
+        ({"seed": -1}, "`seed` must be an integer in [0, 2**32 - 1]. Received: seed=-1"),
+        ({"seed": 1.5}, "`seed` must be an integer in [0, 2**32 - 1]. Received: seed=1.5"),
     ],
 )
 def test_load_digits_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         load_digits(**kwargs)
 
 
@@ -140,6 +146,7 @@ def test_pipeline_feeds_fit():
         ((np.zeros(3), np.zeros(2)), {}, ValueError, r"same number of examples. Received: len\(x\)=3, len\(y\)=2"),
         ((np.zeros((0, 2)),), {}, ValueError, "`x` must contain at least one example"),
         ((np.zeros(3),), {"map_fn": 1}, TypeError, "`map_fn` must be callable"),
+        ((np.zeros(3),), {"seed": "a"}, ValueError, "`seed` must be an integer in"),
     ],
 )
 def test_pipeline_rejects_bad_arguments(args, kwargs, error, message):

@@ -21,14 +21,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _int_at_least(low):
+def _int_in_range(low, high=None):
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
         return value
 
     return parse
@@ -55,10 +57,14 @@ def build_parser():
     )
     demo.add_argument("--out", default="tfopt-demo", metavar="DIR", help="output folder (default: ./tfopt-demo)")
     demo.add_argument(
-        "--epochs", type=_int_at_least(1), default=20, metavar="N", help="training epochs per stage (default: 20)"
+        "--epochs", type=_int_in_range(1), default=20, metavar="N", help="training epochs per stage (default: 20)"
     )
     demo.add_argument(
-        "--seed", type=_int_at_least(0), default=0, metavar="S", help="seed of weights and shuffling (default: 0)"
+        "--seed",
+        type=_int_in_range(0, 2**32 - 1),
+        default=0,
+        metavar="S",
+        help="seed of weights and shuffling (default: 0)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars; print only the final table")
     demo.set_defaults(run=_run_demo, parser=demo)

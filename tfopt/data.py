@@ -50,6 +50,11 @@ def _check_fraction(name, value):
         raise ValueError(f"Argument `{name}` must be a number in the open range (0, 1). Received: {name}={value!r}")
 
 
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"Argument `seed` must be an integer in [0, 2**32 - 1]. Received: seed={seed!r}")
+
+
 def load_digits(*, validation_fraction=0.15, test_fraction=0.2, seed=0):
     """Loads scikit-learn's 1,797 8x8 handwritten digits, split into train, validation and test.
 
@@ -75,8 +80,7 @@ def load_digits(*, validation_fraction=0.15, test_fraction=0.2, seed=0):
             "Arguments `validation_fraction` + `test_fraction` must be at most 0.9 so that training data remains. "
             f"Received: validation_fraction={validation_fraction}, test_fraction={test_fraction}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"Argument `seed` must be a non-negative integer. Received: seed={seed!r}")
+    _check_seed(seed)
 
     digits = sk_load_digits()
     x = (digits.images.astype("float32") / 16.0)[..., None]
@@ -128,6 +132,7 @@ def make_dataset(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"Argument `batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
+    _check_seed(seed)
     if map_fn is not None and not callable(map_fn):
         raise TypeError(f"Argument `map_fn` must be callable or None. Received: map_fn={map_fn!r}")
     n = len(x)

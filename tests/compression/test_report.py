@@ -109,6 +109,24 @@ def test_accuracy_of_a_single_probability_output():
 
 
 @pytest.mark.backend_agnostic
+def test_latency_is_the_median_after_warmup(monkeypatch):
+    from tfopt import _timing
+
+    now = [0.0]
+    monkeypatch.setattr(_timing.time, "perf_counter", lambda: now[0])
+    model = dense_with_known_zeros()
+    costs = iter([100.0, 100.0] + [0.004, 0.001, 0.009, 0.002, 0.003])  # two slow warm-up calls, then five
+
+    def fake_predict(x):
+        now[0] += next(costs)
+
+    monkeypatch.setattr(model, "predict_on_batch", fake_predict)
+    report = measure_model(model, latency_repeats=5, latency_warmup=2)
+    assert report.latency_ms == pytest.approx(3.0)
+    assert report.latency_iqr_ms == pytest.approx(5.0)  # quartiles 1.5 ms and 6.5 ms
+
+
+@pytest.mark.backend_agnostic
 def test_latency_is_the_median_of_batch1_calls(monkeypatch):
     model = dense_with_known_zeros()
     shapes = []
@@ -145,6 +163,26 @@ def test_measures_a_tflite_file_like_the_keras_model(tmp_path):
     assert report.gzip_bytes == len(gzip.compress(path.read_bytes(), compresslevel=9))
     assert report.accuracy == keras_report.accuracy
     assert report.latency_ms > 0
+    from tfopt.compression.report import _TFLiteModel
+
+    call = _TFLiteModel(str(path)).batch1_call(x)
+    assert call().shape == (1, 4)
+
+
+def test_tflite_count_of_a_cnn_equals_the_keras_count(tmp_path):
+    import tensorflow as tf
+
+    from tfopt.demo import build_demo_cnn
+
+    model = build_demo_cnn()  # Conv2D, pooling, Flatten (a Reshape with integer shape constants), Dense
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in model.get_weights()]
+    weights[-1][:3] = 0.0
+    model.set_weights(weights)
+    path = tmp_path / "cnn.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    report = measure_model(str(path), measure_latency=False)
+    assert (report.params, report.nonzero_params) == (51_946, 51_943)
 
 
 def test_measures_an_int8_tflite_file(tmp_path):

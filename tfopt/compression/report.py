@@ -30,7 +30,9 @@ class ModelReport:
 
     Attributes:
         params: number of stored parameters (every weight the saved model holds, trainable or not, e.g.
-            BatchNormalization statistics; for TFLite, every constant tensor).
+            BatchNormalization statistics; for TFLite, every floating-point or quantized constant an op reads,
+            which equals the Keras count of the converted model, except that the converter leaves out
+            all-zero Dense biases).
         nonzero_params: how many of them are not exactly zero.
         sparsity: `1 - nonzero_params / params`.
         size_bytes: size of the serialized model: the `.keras` archive as shipped for inference (architecture and
@@ -232,18 +234,31 @@ class _TFLiteModel:
         return interpreter
 
     def count_params(self):
-        # Constants are the tensors ops read but no op writes and that are not model inputs.
+        """Counts the weights the ops read, comparable with the Keras model's count.
+
+        A weight is a constant (read by an op, written by none, not a model input) that is either floating point or
+        quantized; plain integer constants are shapes and axes (Reshape, Flatten), not parameters. The converter
+        stores identical constants once (all-zero biases of fresh layers share one buffer), so a constant counts
+        once per op that reads it, as each Keras layer counts its own weights. Delegate nodes (XNNPACK) repeat
+        the inputs of the ops they replace and are skipped.
+        """
         interpreter = self._interpreter()
-        read, written = set(), set()
-        for op in interpreter._get_ops_details():
-            read.update(int(i) for i in op["inputs"] if i >= 0)
-            written.update(int(i) for i in op["outputs"])
+        try:
+            ops = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+        except AttributeError as e:  # a private method of the interpreter: say so if it goes away
+            raise RuntimeError(f"Counting TFLite parameters needs Interpreter._get_ops_details(): {e}") from e
+        written = {int(i) for op in ops for i in op["outputs"]}
         inputs = {d["index"] for d in interpreter.get_input_details()}
+        details = {d["index"]: d for d in interpreter.get_tensor_details()}
         params = nonzero = 0
-        for index in sorted(read - written - inputs):
-            value = interpreter.get_tensor(index)
-            params += value.size
-            nonzero += int(np.count_nonzero(value))
+        for op in ops:
+            for index in {int(i) for i in op["inputs"] if i >= 0} - written - inputs:
+                scales = details[index]["quantization_parameters"]["scales"]
+                if np.issubdtype(details[index]["dtype"], np.integer) and not len(scales):
+                    continue
+                value = interpreter.get_tensor(index)
+                params += value.size
+                nonzero += int(np.count_nonzero(value))
         return params, nonzero
 
     def serialized_bytes(self):
