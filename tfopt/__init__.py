@@ -32,6 +32,14 @@ _EXPORTS = {
     # Measurement.
     "ModelReport": "tfopt.compression",
     "measure_model": "tfopt.compression",
+    # Learning-rate schedules (tfopt.schedules.Sequential stays in its area: beside keras.Sequential it misleads).
+    "CyclicalLearningRate": "tfopt.schedules",
+    "InverseSqrt": "tfopt.schedules",
+    "LinearDecay": "tfopt.schedules",
+    "OneCycle": "tfopt.schedules",
+    "StepDecay": "tfopt.schedules",
+    "Warmup": "tfopt.schedules",
+    "WarmupStableDecay": "tfopt.schedules",
 }
 
 __all__ = sorted(_EXPORTS)

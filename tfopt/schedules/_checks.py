@@ -1,0 +1,71 @@
+"""Argument checks shared by the schedules: each error names the argument, the allowed range and the value."""
+
+import math
+import numbers
+
+import keras
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def learning_rate(name, value, positive=False):
+    """A finite learning rate, > 0 when `positive`, else >= 0; returned as a Python float."""
+    allowed = "a finite number > 0" if positive else "a finite number >= 0"
+    if not _is_real(value):
+        raise TypeError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r} of type "
+                        f"{type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
+    return float(value)
+
+
+def integer(name, value, minimum):
+    """An integer >= `minimum`, returned as a Python int."""
+    if not _is_integer(value):
+        raise TypeError(f"Argument `{name}` must be an integer >= {minimum}. Received: {name}={value!r} of type "
+                        f"{type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"Argument `{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def number_in(name, value, low, high, low_open=True, high_open=True, condition=""):
+    """A real number in the interval from `low` to `high`, each end open or closed; returned as a float.
+
+    `condition` (e.g. "when `three_phase=True`") follows the interval in the message.
+    """
+    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if condition:
+        interval = f"{interval} {condition}"
+    if not _is_real(value):
+        raise TypeError(f"Argument `{name}` must be a number in {interval}. Received: {name}={value!r} of type "
+                        f"{type(value).__name__}")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if not math.isfinite(value) or below or above:
+        raise ValueError(f"Argument `{name}` must be a number in {interval}. Received: {name}={value!r}")
+    return float(value)
+
+
+def choice(name, value, allowed):
+    """One of the strings in `allowed`."""
+    if value not in allowed:
+        listed = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"Argument `{name}` must be one of {listed}. Received: {name}={value!r}")
+    return value
+
+
+def schedule_or_rate(name, value):
+    """A `LearningRateSchedule`, or a number >= 0 that stands for a constant learning rate (returned as float)."""
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+        return value
+    if _is_real(value):
+        return learning_rate(name, value)
+    raise TypeError(f"Argument `{name}` must be a keras.optimizers.schedules.LearningRateSchedule or a number "
+                    f">= 0. Received: {name}={value!r} of type {type(value).__name__}")
