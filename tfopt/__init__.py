@@ -40,6 +40,13 @@ _EXPORTS = {
     "StepDecay": "tfopt.schedules",
     "Warmup": "tfopt.schedules",
     "WarmupStableDecay": "tfopt.schedules",
+    # Learning-rate callbacks and the range test.
+    "LRFinder": "tfopt.callbacks",
+    "LearningRateDecay": "tfopt.callbacks",
+    "LearningRateMonitor": "tfopt.callbacks",
+    "MomentumCycle": "tfopt.callbacks",
+    "ReduceLROnPlateau": "tfopt.callbacks",
+    "find_learning_rate": "tfopt.callbacks",
 }
 
 __all__ = sorted(_EXPORTS)

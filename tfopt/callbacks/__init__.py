@@ -1,3 +1,25 @@
-"""`keras.callbacks.Callback` subclasses: learning-rate decay, pruning steps, monitoring."""
+"""`keras.callbacks.Callback` subclasses: learning-rate decay, monitoring, plateaus, momentum cycles, range tests.
 
-__all__ = []
+Public objects:
+    LearningRateDecay: set a float learning rate from a schedule or function, every batch or every epoch.
+    LearningRateMonitor: the learning rate in the epoch logs (History) and, per step, in TensorBoard.
+    ReduceLROnPlateau: Keras's callback, also for optimizers whose learning rate is a schedule.
+    MomentumCycle: the one-cycle momentum (SGD momentum / Adam beta_1) cycle, equal to PyTorch's OneCycleLR.
+    LRFinder: the learning-rate range test as a callback.
+    find_learning_rate: run the range test on a model and data, return the LRFinder.
+"""
+
+from tfopt.callbacks.learning_rate_decay import LearningRateDecay
+from tfopt.callbacks.learning_rate_monitor import LearningRateMonitor
+from tfopt.callbacks.lr_finder import LRFinder, find_learning_rate
+from tfopt.callbacks.momentum_cycle import MomentumCycle
+from tfopt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+
+__all__ = [
+    "LRFinder",
+    "LearningRateDecay",
+    "LearningRateMonitor",
+    "MomentumCycle",
+    "ReduceLROnPlateau",
+    "find_learning_rate",
+]

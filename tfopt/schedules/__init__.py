@@ -12,12 +12,14 @@ Public objects:
     WarmupStableDecay: warm-up, constant, then linear / cosine / 1-sqrt decay (WSD).
     InverseSqrt: linear warm-up, then 1 / sqrt(step) (the Transformer schedule).
     Sequential: schedules one after another, each from its own step 0.
+    ScaledSchedule: any schedule times a factor held in a variable (used by ReduceLROnPlateau).
 """
 
 from tfopt.schedules.cyclical_learning_rate import CyclicalLearningRate
 from tfopt.schedules.inverse_sqrt import InverseSqrt
 from tfopt.schedules.linear_decay import LinearDecay
 from tfopt.schedules.one_cycle import OneCycle
+from tfopt.schedules.scaled import ScaledSchedule
 from tfopt.schedules.sequential import Sequential
 from tfopt.schedules.step_decay import StepDecay
 from tfopt.schedules.warmup import Warmup
@@ -28,6 +30,7 @@ __all__ = [
     "InverseSqrt",
     "LinearDecay",
     "OneCycle",
+    "ScaledSchedule",
     "Sequential",
     "StepDecay",
     "Warmup",
