@@ -36,6 +36,8 @@ def test_demo_end_to_end(tmp_path):
     assert report["meta"]["epochs"] == 1 and report["meta"]["seed"] == 1
     assert 0.3 < report["meta"]["baseline_val_accuracy"] <= 1.0
     assert stages[0]["epochs_to_baseline"] == 1  # one epoch: the baseline reaches its own final value there
+    (schedule,) = [row for row in stages if row["stage"] == "schedule"]
+    assert 1e-5 <= schedule["peak_learning_rate"] <= 1.0 and schedule["epochs"] == 1
     markdown = (out / "report.md").read_text()
     assert "| baseline |" in markdown and "| tf.data pipeline |" in markdown
     assert (out / "accuracy_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -57,7 +57,11 @@ def build_parser():
     )
     demo.add_argument("--out", default="tfopt-demo", metavar="DIR", help="output folder (default: ./tfopt-demo)")
     demo.add_argument(
-        "--epochs", type=_int_in_range(1), default=20, metavar="N", help="training epochs per stage (default: 20)"
+        "--epochs",
+        type=_int_in_range(1),
+        default=20,
+        metavar="N",
+        help="training epochs of the baseline; each stage derives its budget from it (default: 20)",
     )
     demo.add_argument(
         "--seed",
@@ -144,7 +148,7 @@ def _run_demo(args):
     if args.quiet:
         rows = demo.run_demo(args.out, epochs=args.epochs, seed=args.seed)
     else:
-        console.print(f"tfopt demo: {len(demo.STAGES)} stages, {args.epochs} epochs each, seed {args.seed}")
+        console.print(f"tfopt demo: {len(demo.STAGES)} stages, baseline {args.epochs} epochs, seed {args.seed}")
         columns = (
             TextColumn("{task.description:<18}"),
             BarColumn(),

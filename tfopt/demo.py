@@ -7,6 +7,7 @@ the same test data, so rows compare like with like.
 """
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from tfopt.compression.report import measure_model
 from tfopt.data import load_digits, make_dataset
 
 BATCH_SIZE = 32
+WEIGHT_DECAY = 1e-4
 REPORT_COLUMNS = (
     ("stage", "Stage"),
     ("accuracy", "Test acc."),
@@ -100,6 +102,31 @@ def stage_data_pipeline(ctx):
     return model
 
 
+def stage_schedule(ctx):
+    """The LR range test picks the peak learning rate (a tenth of the rate at the lowest loss); then one-cycle
+    AdamW trains from the same initial weights for half the baseline's epochs.
+
+    One-cycle spends a fixed budget well: a short warm-up to the peak the range test found, then a long anneal to
+    a rate far below the start, so the model is settled when the budget ends. The row shows whether half the
+    budget reaches the baseline's validation accuracy (`benchmarks/schedules.py` measures it over seeds).
+    """
+    from tfopt.callbacks import find_learning_rate
+    from tfopt.schedules import OneCycle
+
+    train = make_dataset(*ctx.data.train, batch_size=BATCH_SIZE, seed=ctx.seed)
+    validation = make_dataset(*ctx.data.validation, batch_size=256, shuffle=False)
+    probe = ctx.compile(ctx.fresh_model(), keras.optimizers.AdamW(1e-3, weight_decay=WEIGHT_DECAY))
+    finder = find_learning_rate(probe, train, min_learning_rate=1e-5, max_learning_rate=1.0, num_steps=100)
+    peak = float(finder.suggestion(method="minimum"))
+    epochs = max(1, ctx.epochs // 2)
+    total_steps = epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)
+    optimizer = keras.optimizers.AdamW(OneCycle(peak, total_steps), weight_decay=WEIGHT_DECAY)
+    model = ctx.compile(ctx.fresh_model(), optimizer)
+    model.fit(train, epochs=epochs, validation_data=validation, callbacks=ctx.callbacks, shuffle=False, verbose=0)
+    ctx.notes["schedule"] = {"peak_learning_rate": peak}
+    return model
+
+
 class _EpochLog(keras.callbacks.Callback):
     """Keeps every epoch's logs of one stage, whatever the stage does with its own History."""
 
@@ -122,6 +149,7 @@ class _EpochLog(keras.callbacks.Callback):
 STAGES = [
     ("baseline", stage_baseline),
     ("tf.data pipeline", stage_data_pipeline),
+    ("schedule", stage_schedule),
 ]
 
 
@@ -130,7 +158,7 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
 
     Args:
         out_dir: folder for the report files (created if needed).
-        epochs: training epochs of each stage.
+        epochs: training epochs of the baseline; each stage sets its own budget from it.
         seed: seed of the weights' initialisation and the shuffles (the data split itself is fixed).
         make_callbacks: optional `make_callbacks(stage_name) -> list` of Keras callbacks (progress display).
         on_stage_end: optional `on_stage_end(row)` called after each stage is measured.
@@ -155,6 +183,7 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
             "stage": name,
             **report.to_dict(),
             "train_seconds": train_seconds,
+            "epochs": len(log.epochs),
             "epochs_to_baseline": log.first_epoch_reaching("val_accuracy", ctx.baseline_val_accuracy),
         }
         row.update(ctx.notes.pop(name, {}))

@@ -163,6 +163,34 @@ def test_suggestion_is_the_steepest_descent_inside_the_trimmed_window():
 
 
 @pytest.mark.backend_agnostic
+def test_suggestion_ignores_a_noisy_batch_and_what_follows_the_lowest_loss():
+    finder = LRFinder(1e-4, 1.0, num_steps=81)
+    lrs = [finder.learning_rate_at(i) for i in range(81)]
+    x = np.log10(lrs)
+    losses = 1.0 - np.tanh(2.0 * (x + 2.0))  # falls fastest at lr = 1e-2
+    losses[20] -= 0.3  # one noisy batch at lr = 1e-3: a steep step down and up again
+    after = x > -0.5  # past the lowest loss: a jump up, then a steeper fall that stays above the minimum
+    losses[after] = 2.5 - 4.0 * (x[after] + 0.5)
+    finder.history = {"lrs": lrs, "losses": list(losses), "raw_losses": list(losses)}
+    plain = np.gradient(losses[10:76], x[10:76])
+    assert lrs[10 + int(np.argmin(plain))] > 0.3  # the unaveraged, untrimmed gradient picks the late fall
+    assert finder.suggestion() == pytest.approx(1e-2)
+
+
+@pytest.mark.backend_agnostic
+def test_minimum_suggestion_is_a_tenth_of_the_lowest_loss_rate():
+    finder = LRFinder(1e-4, 1.0, num_steps=41)
+    lrs = [finder.learning_rate_at(i) for i in range(41)]
+    x = np.log10(lrs)
+    losses = (x + 1.0) ** 2  # lowest at lr = 0.1
+    losses[-3:] = -1.0  # lower still, but inside the skipped end
+    finder.history = {"lrs": lrs, "losses": list(losses), "raw_losses": list(losses)}
+    assert finder.suggestion(method="minimum") == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="`method` must be one of 'steepest', 'minimum'. Received: method='max'"):
+        finder.suggestion(method="max")
+
+
+@pytest.mark.backend_agnostic
 def test_suggestion_needs_three_points():
     finder = LRFinder()
     finder.history = {"lrs": [1e-3, 1e-2], "losses": [1.0, 0.5], "raw_losses": [1.0, 0.5]}

@@ -133,24 +133,37 @@ class LRFinder(keras.callbacks.Callback):
             variable.assign(value)
         self._saved = None
 
-    def suggestion(self, skip_start=10, skip_end=5):
-        """The learning rate where the smoothed loss falls fastest against log10(lr).
+    def suggestion(self, skip_start=10, skip_end=5, method="steepest"):
+        """The learning rate where the smoothed loss falls fastest against log10(lr), or a tenth of the rate at
+        its lowest point.
 
-        The gradient d(smoothed loss) / d(log10 lr) is taken with `numpy.gradient` over the recorded points,
-        and its most negative point wins. The ends are noisy and are skipped: the first `skip_start` points,
-        where the smoothed loss still carries the start-up of the average, and the last `skip_end` points, where
-        the loss is diverging. When fewer than 3 points would remain, the ends are trimmed proportionally
-        instead (a fifth of the points at the start, a tenth at the end).
+        `method="steepest"` (the default, Smith 2017):
+        The gradient d(smoothed loss) / d(log10 lr) is taken with `numpy.gradient` over the recorded points and
+        averaged over a moving window of a tenth of them (at least 1), so one noisy batch cannot make the
+        steepest point; the most negative averaged gradient wins. Only the descent counts: points after the
+        lowest smoothed loss are left out, as are the noisy ends: the first `skip_start` points, where the
+        smoothed loss still carries the start-up of the average, and the last `skip_end` points, where the loss
+        is diverging. When fewer than 3 points would remain, the ends are trimmed proportionally instead (a
+        fifth of the points at the start, a tenth at the end).
+
+        `method="minimum"`: a tenth of the rate at the lowest smoothed loss inside the same window, the
+        "one order of magnitude below the minimum" rule of fast.ai's one-cycle recipes. It depends on one point
+        of the curve rather than on its slope, so it is the steadier choice when the descent is long and even
+        (the smoothed loss then falls at nearly the same slope over decades, and the steepest point is noise);
+        it suits a one-cycle peak.
 
         Args:
             skip_start: points skipped at the start, an integer >= 0. Defaults to 10.
             skip_end: points skipped at the end, an integer >= 0. Defaults to 5.
+            method: "steepest" or "minimum". Defaults to "steepest".
 
         Returns:
             The suggested learning rate, a float in [min_learning_rate, max_learning_rate].
         """
         skip_start = _checks.integer("skip_start", skip_start, 0)
         skip_end = _checks.integer("skip_end", skip_end, 0)
+        if method not in ("steepest", "minimum"):
+            raise ValueError(f"Argument `method` must be one of 'steepest', 'minimum'. Received: method={method!r}")
         lrs = np.asarray(self.history["lrs"], dtype="float64")
         losses = np.asarray(self.history["losses"], dtype="float64")
         finite = np.isfinite(losses)
@@ -162,10 +175,16 @@ class LRFinder(keras.callbacks.Callback):
             )
         if lrs.size - skip_start - skip_end < 3:
             skip_start, skip_end = lrs.size // 5, lrs.size // 10
-        window = slice(skip_start, lrs.size - skip_end)
+        if method == "minimum":
+            lowest = lrs[skip_start : lrs.size - skip_end][int(np.argmin(losses[skip_start : lrs.size - skip_end]))]
+            return float(max(lowest / 10.0, self.min_learning_rate))
+        descent_end = max(int(np.argmin(losses)) + 1, skip_start + 3)
+        window = slice(skip_start, min(lrs.size - skip_end, descent_end))
         lrs, losses = lrs[window], losses[window]
         gradient = np.gradient(losses, np.log10(lrs))
-        return float(lrs[int(np.argmin(gradient))])
+        width = max(1, lrs.size // 10)
+        averaged = np.convolve(gradient, np.ones(width) / width, mode="same")
+        return float(lrs[int(np.argmin(averaged))])
 
     def plot(self, path, skip_start=10, skip_end=5):
         """Writes the smoothed loss against the learning rate (log axis) to a PNG, the suggestion marked.
