@@ -92,6 +92,24 @@ def test_the_archive_holds_the_model_and_loads_back(tmp_path):
 
 
 @pytest.mark.backend_agnostic
+def test_the_same_model_measures_the_same_size_at_any_time(monkeypatch):
+    import datetime
+
+    from tfopt.compression.report import _KerasModel
+
+    model = dense_with_known_zeros()
+    first = _KerasModel(model).serialized_bytes()
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2031, 7, 9, 23, 59, 58)
+
+    monkeypatch.setattr(datetime, "datetime", Later)  # what Keras stamps into the archive as its save time
+    assert _KerasModel(model).serialized_bytes() == first
+
+
+@pytest.mark.backend_agnostic
 def test_accuracy_of_argmax_predictions():
     x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], "float32")
     labels = np.array([0, 1, 1, 2])  # predictions are 0, 1, 2, 0: two right

@@ -10,6 +10,7 @@ Keras models are measured with `keras` only (any backend). A `.tflite` file is r
 
 import gzip
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -22,6 +23,8 @@ import numpy as np
 from tfopt._timing import time_call
 
 __all__ = ["ModelReport", "measure_model"]
+
+_FIXED_DATE = "1980-01-01@00:00:00"
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,8 @@ class _KerasModel:
     def serialized_bytes(self):
         # `model.save` also stores the optimizer's slots (Adam triples the file), which no one ships for inference
         # and `.keras` saving cannot leave out; rewrite the archive's weights file without its "optimizer" group.
+        # The save time (metadata.json's "date_saved", the zip entries' dates) is set to a fixed one, so the same
+        # model always measures the same size, gzipped too.
         import h5py
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -189,6 +194,11 @@ class _KerasModel:
                                     fin.copy(fin[key], fout, name=key)
                         with open(slim, "rb") as f:
                             data = f.read()
+                    elif info.filename == "metadata.json":
+                        metadata = json.loads(data)
+                        metadata["date_saved"] = _FIXED_DATE
+                        data = json.dumps(metadata).encode()
+                    info.date_time = (1980, 1, 1, 0, 0, 0)
                     dst.writestr(info, data)
             return archive.getvalue()
 
