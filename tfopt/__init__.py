@@ -47,6 +47,22 @@ _EXPORTS = {
     "MomentumCycle": "tfopt.callbacks",
     "ReduceLROnPlateau": "tfopt.callbacks",
     "find_learning_rate": "tfopt.callbacks",
+    # Optimizers and optimizer wrappers, with the callbacks that evaluate at their averaged weights.
+    "AdaBelief": "tfopt.optimizers",
+    "AdaptiveGradientClipping": "tfopt.optimizers",
+    "Adan": "tfopt.optimizers",
+    "GradientCentralization": "tfopt.optimizers",
+    "LARS": "tfopt.optimizers",
+    "Lookahead": "tfopt.optimizers",
+    "Prodigy": "tfopt.optimizers",
+    "RAdam": "tfopt.optimizers",
+    "SWA": "tfopt.optimizers",
+    "ScheduleFreeAdamW": "tfopt.optimizers",
+    "ScheduleFreeSGD": "tfopt.optimizers",
+    "Yogi": "tfopt.optimizers",
+    "SWAEval": "tfopt.callbacks",
+    "ScheduleFreeEval": "tfopt.callbacks",
+    "recompute_batch_norm_statistics": "tfopt.callbacks",
 }
 
 __all__ = sorted(_EXPORTS)

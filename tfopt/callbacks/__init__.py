@@ -7,6 +7,8 @@ Public objects:
     MomentumCycle: the one-cycle momentum (SGD momentum / Adam beta_1) cycle, equal to PyTorch's OneCycleLR.
     LRFinder: the learning-rate range test as a callback.
     find_learning_rate: run the range test on a model and data, return the LRFinder.
+    ScheduleFreeEval, SWAEval: evaluate, predict and save at the averaged weights, train at the others.
+    recompute_batch_norm_statistics: BatchNorm statistics for averaged weights (cumulative average).
 """
 
 from tfopt.callbacks.learning_rate_decay import LearningRateDecay
@@ -14,6 +16,8 @@ from tfopt.callbacks.learning_rate_monitor import LearningRateMonitor
 from tfopt.callbacks.lr_finder import LRFinder, find_learning_rate
 from tfopt.callbacks.momentum_cycle import MomentumCycle
 from tfopt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from tfopt.callbacks.schedule_free_eval import ScheduleFreeEval
+from tfopt.callbacks.swa_eval import SWAEval, recompute_batch_norm_statistics
 
 __all__ = [
     "LRFinder",
@@ -21,5 +25,8 @@ __all__ = [
     "LearningRateMonitor",
     "MomentumCycle",
     "ReduceLROnPlateau",
+    "SWAEval",
+    "ScheduleFreeEval",
     "find_learning_rate",
+    "recompute_batch_norm_statistics",
 ]

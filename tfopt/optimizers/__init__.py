@@ -1,3 +1,48 @@
-"""Optimizers Keras 3 lacks, one algorithm per file, as `keras.optimizers.Optimizer` subclasses in keras.ops."""
+"""Optimizers Keras 3 lacks, one algorithm per file, as `keras.optimizers.Optimizer` subclasses in keras.ops.
 
-__all__ = []
+Each runs on the TensorFlow and JAX backends, takes the Keras base options (`weight_decay`, `clipnorm`,
+`global_clipnorm`, `use_ema`, `gradient_accumulation_steps`, `loss_scale_factor`, ...), works inside
+`LossScaleOptimizer` and `tf.distribute`, and survives `model.save` / `keras.models.load_model` with its state.
+Importing this package registers them all for loading.
+
+Public objects:
+    RAdam: Adam with the variance of its adaptive step rectified; no warmup needed.
+    AdaBelief: Adam stepping by the belief in the gradient, `(g - m)^2`, instead of `g^2`.
+    Yogi: Adam with an additive, sign-controlled second-moment update.
+    Adan: adaptive Nesterov momentum from gradient differences, with proximal weight decay.
+    LARS: momentum SGD with a layer-wise trust ratio, for very large batches.
+    Prodigy: learning-rate-free Adam that estimates its own step size.
+    ScheduleFreeSGD, ScheduleFreeAdamW: Schedule-Free training without a decay schedule.
+    Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping: wrappers around any optimizer.
+    get: an optimizer from a name, a config dict or an instance (tfopt's and Keras's names).
+"""
+
+from tfopt.optimizers.adabelief import AdaBelief
+from tfopt.optimizers.adan import Adan
+from tfopt.optimizers.adaptive_gradient_clipping import AdaptiveGradientClipping
+from tfopt.optimizers.gradient_centralization import GradientCentralization
+from tfopt.optimizers.lars import LARS
+from tfopt.optimizers.lookahead import Lookahead
+from tfopt.optimizers.prodigy import Prodigy
+from tfopt.optimizers.radam import RAdam
+from tfopt.optimizers.registry import get
+from tfopt.optimizers.schedule_free_adamw import ScheduleFreeAdamW
+from tfopt.optimizers.schedule_free_sgd import ScheduleFreeSGD
+from tfopt.optimizers.swa import SWA
+from tfopt.optimizers.yogi import Yogi
+
+__all__ = [
+    "LARS",
+    "SWA",
+    "AdaBelief",
+    "Adan",
+    "AdaptiveGradientClipping",
+    "GradientCentralization",
+    "Lookahead",
+    "Prodigy",
+    "RAdam",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
+    "Yogi",
+    "get",
+]

@@ -1,0 +1,119 @@
+"""AdaBelief: Adam whose step adapts to the belief in the gradient, not its size (Zhuang et al. 2020)."""
+
+import keras
+from keras import ops
+
+from tfopt.optimizers import _common
+
+
+@keras.saving.register_keras_serializable(package="tfopt")
+class AdaBelief(keras.optimizers.Optimizer):
+    """AdaBelief: Adam with the squared gradient replaced by the squared deviation from its running mean.
+
+    Adam divides by the running mean of `g^2`; AdaBelief divides by the running mean of `(g - m)^2`, how far the
+    gradient strays from its prediction `m`. Where gradients agree with the momentum (a smooth, steep valley) the
+    step grows towards SGD's; where they disagree it shrinks. The paper reports Adam's fast convergence with SGD's
+    generalization on image classification, and stable GAN training. Use it in place of Adam at the same learning
+    rate. With `weight_decay` it is decoupled (AdamW-style), as the authors' `weight_decouple=True` default.
+
+    With `g` the gradient, `t` the step (1 first), `lr` the learning rate and `b1`, `b2` the betas (Algorithm 2 of
+    the paper, epsilon inside the second moment):
+
+        w      <- w - lr * weight_decay * w                   (decoupled decay, before the step)
+        m      <- b1 m + (1 - b1) g
+        s      <- b2 s + (1 - b2) (g - m)^2 + epsilon
+        w      <- w - lr * (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + epsilon)
+
+    `epsilon` is added to `s` at every step (it accumulates in the stored `s`) and again outside the square root,
+    after bias correction, as in the paper's Algorithm 2, the authors' PyTorch package and optax's
+    `adabelief(eps=epsilon, eps_root=epsilon)`. Bias correction is always on; the rectification (RAdam-style
+    `rectify`) and AMSGrad options of the authors' package are not offered: use `tfopt.optimizers.RAdam` for a
+    rectified step.
+
+    Args:
+        learning_rate: a number >= 0, a `keras.optimizers.schedules.LearningRateSchedule` or a callable.
+            Default 0.001.
+        beta_1: decay of the gradient average, in [0, 1). Default 0.9.
+        beta_2: decay of the average of `(g - m)^2`, in [0, 1). Default 0.999.
+        epsilon: added inside and outside the square root, a number >= 0. Default 1e-16 (the paper's and the
+            authors' package's for image classification; they use 1e-12 for some tasks and 1e-8 in TensorFlow).
+        weight_decay: decoupled weight decay, None or a number >= 0. Default None. Exclude variables with
+            `optimizer.exclude_from_weight_decay(var_list=..., var_names=...)`.
+        **kwargs: the base optimizer options (`clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
+            `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
+            `name`), passed to `keras.optimizers.Optimizer` untouched.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model.compile(AdaBelief(learning_rate=0.01), loss="mse")
+    >>> history = model.fit(np.ones((32, 4)), np.ones((32, 1)), epochs=2, verbose=0)
+
+    References:
+        - Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris and Duncan, 2020, "AdaBelief Optimizer: Adapting
+          Stepsizes by the Belief in Observed Gradients", https://arxiv.org/abs/2010.07468
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-16,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=_common.learning_rate(learning_rate),
+            weight_decay=_common.weight_decay(weight_decay),
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
+            **kwargs,
+        )
+        self.beta_1 = _common.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _common.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _common.number("epsilon", epsilon, low=0.0)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._beliefs = self.add_optimizer_variables(var_list, ["momentum", "belief"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = _common.dense_gradient(gradient, variable)
+        m = self._momentums[self._get_variable_index(variable)]
+        s = self._beliefs[self._get_variable_index(variable)]
+        t = ops.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+        epsilon = ops.cast(self.epsilon, dtype)
+
+        self.assign(m, beta_1 * m + ops.cast(1.0 - self.beta_1, dtype) * gradient)
+        self.assign(s, beta_2 * s + ops.cast(1.0 - self.beta_2, dtype) * ops.square(gradient - m) + epsilon)
+        m_hat = m / _common.one_minus_power(self.beta_1, t, dtype)
+        s_hat = s / _common.one_minus_power(self.beta_2, t, dtype)
+        self.assign_sub(variable, lr * m_hat / (ops.sqrt(s_hat) + epsilon))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
