@@ -127,6 +127,23 @@ def stage_schedule(ctx):
     return model
 
 
+def stage_optimizer(ctx):
+    """A learning-rate-free recipe: Prodigy (Adam that estimates its own step size) for the baseline's epochs.
+
+    No learning rate to search: Prodigy's `learning_rate=1.0` scales the step size it estimates from the distance
+    the weights have travelled; `safeguard_warmup` keeps the estimate from overshooting in the first steps.
+    """
+    from tfopt.optimizers import Prodigy
+
+    train = make_dataset(*ctx.data.train, batch_size=BATCH_SIZE, seed=ctx.seed)
+    validation = make_dataset(*ctx.data.validation, batch_size=256, shuffle=False)
+    model = ctx.compile(ctx.fresh_model(), Prodigy(weight_decay=0.01, safeguard_warmup=True))
+    model.fit(
+        train, epochs=ctx.epochs, validation_data=validation, callbacks=ctx.callbacks, shuffle=False, verbose=0
+    )
+    return model
+
+
 class _EpochLog(keras.callbacks.Callback):
     """Keeps every epoch's logs of one stage, whatever the stage does with its own History."""
 
@@ -150,6 +167,7 @@ STAGES = [
     ("baseline", stage_baseline),
     ("tf.data pipeline", stage_data_pipeline),
     ("schedule", stage_schedule),
+    ("optimizer", stage_optimizer),
 ]
 
 
