@@ -48,9 +48,15 @@ def update_readme(tables, readme=README):
 
 
 def main(names=None):
-    for name in names or list(scripts()):
-        print(f"== benchmarks/{name}.py", flush=True)
-        print(importlib.import_module(f"benchmarks.{name}").main(), flush=True)
+    """Runs the named benchmark scripts (all when none are named), then rewrites RESULTS.md and the README table.
+
+    `--collect-only` runs nothing and only rewrites them from the results already written.
+    """
+    names = list(names or [])
+    if names != ["--collect-only"]:
+        for name in names or list(scripts()):
+            print(f"== benchmarks/{name}.py", flush=True)
+            print(importlib.import_module(f"benchmarks.{name}").main(), flush=True)
     # The tables of every existing script, also those not re-run now; results of removed scripts drop out.
     tables = collect(scripts())
     with open(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "w") as f:
