@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from tfopt.callbacks import _checks, _optimizer
+from tfopt import _checks
+from tfopt.callbacks import _optimizer
 
 GRANULARITIES = ("batch", "epoch")
 
@@ -62,7 +63,7 @@ class LearningRateDecay(keras.callbacks.Callback):
                 f"taking the step index. Received: schedule={schedule!r} of type {type(schedule).__name__}"
             )
         self.schedule = schedule
-        self.granularity = _checks.one_of("granularity", granularity, GRANULARITIES)
+        self.granularity = _checks.choice("granularity", granularity, GRANULARITIES)
 
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer

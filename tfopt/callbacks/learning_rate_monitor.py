@@ -8,7 +8,8 @@ import os
 
 import keras
 
-from tfopt.callbacks import _checks, _optimizer
+from tfopt import _checks
+from tfopt.callbacks import _optimizer
 
 TAG = "learning_rate"
 

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfopt.callbacks import _checks, _optimizer
+from tfopt import _checks
+from tfopt.callbacks import _optimizer
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -68,8 +69,8 @@ class LRFinder(keras.callbacks.Callback):
 
     def __init__(self, min_learning_rate=1e-7, max_learning_rate=10.0, num_steps=100, smoothing=0.98, stop_factor=4):
         super().__init__()
-        self.min_learning_rate = _checks.positive("min_learning_rate", min_learning_rate)
-        self.max_learning_rate = _checks.positive("max_learning_rate", max_learning_rate)
+        self.min_learning_rate = _checks.finite_number("min_learning_rate", min_learning_rate, positive=True)
+        self.max_learning_rate = _checks.finite_number("max_learning_rate", max_learning_rate, positive=True)
         if self.max_learning_rate <= self.min_learning_rate:
             raise ValueError(
                 "Argument `max_learning_rate` must be greater than `min_learning_rate`. Received: "

@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from tfopt.callbacks import _checks, _optimizer
+from tfopt import _checks
+from tfopt.callbacks import _optimizer
 
 ANNEAL_STRATEGIES = ("cos", "linear")
 
@@ -159,7 +160,7 @@ class MomentumCycle(keras.callbacks.Callback):
             )
         self.total_steps = _checks.integer("total_steps", total_steps, 1)
         self.pct_start = _checks.number_in("pct_start", pct_start, 0, 1, False, False)
-        self.anneal_strategy = _checks.one_of("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
+        self.anneal_strategy = _checks.choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
         if not isinstance(three_phase, bool):
             raise TypeError(f"Argument `three_phase` must be True or False. Received: three_phase={three_phase!r}")
         self.three_phase = three_phase

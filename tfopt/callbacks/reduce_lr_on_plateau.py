@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfopt.callbacks import _checks, _optimizer
+from tfopt import _checks
+from tfopt.callbacks import _optimizer
 from tfopt.schedules.scaled import ScaledSchedule
 
 MODES = ("auto", "min", "max")
@@ -78,10 +79,10 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         factor = _checks.number_in("factor", factor, 0, 1, low_open=True, high_open=True)
         patience = _checks.integer("patience", patience, 0)
         verbose = _checks.integer("verbose", verbose, 0)
-        _checks.one_of("mode", mode, MODES)
-        min_delta = _checks.non_negative("min_delta", min_delta)
+        _checks.choice("mode", mode, MODES)
+        min_delta = _checks.finite_number("min_delta", min_delta)
         cooldown = _checks.integer("cooldown", cooldown, 0)
-        min_lr = _checks.non_negative("min_lr", min_lr)
+        min_lr = _checks.finite_number("min_lr", min_lr)
         super().__init__(
             monitor=monitor,
             factor=factor,

@@ -9,8 +9,8 @@ z as `x = (y - (1 - beta_1) z) / beta_1`, so the method costs one slot more than
 import keras
 from keras import ops
 
+from tfopt import _checks
 from tfopt.optimizers import _common
-from tfopt.schedules import _checks
 
 
 class ScheduleFreeOptimizer(keras.optimizers.Optimizer):

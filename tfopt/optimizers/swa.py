@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
+from tfopt import _checks
 from tfopt.optimizers._wrapper import OptimizerWrapper
-from tfopt.schedules import _checks
 
 
 @keras.saving.register_keras_serializable(package="tfopt")

@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 MODES = ("triangular", "triangular2", "exp_range")
 
@@ -64,8 +65,8 @@ class CyclicalLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         gamma=1.0,
     ):
         super().__init__()
-        self.base_learning_rate = _checks.learning_rate("base_learning_rate", base_learning_rate)
-        self.max_learning_rate = _checks.learning_rate("max_learning_rate", max_learning_rate)
+        self.base_learning_rate = _checks.finite_number("base_learning_rate", base_learning_rate)
+        self.max_learning_rate = _checks.finite_number("max_learning_rate", max_learning_rate)
         if self.max_learning_rate < self.base_learning_rate:
             raise ValueError(
                 "Argument `max_learning_rate` must be >= `base_learning_rate` "

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -41,7 +42,7 @@ class InverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, peak_learning_rate, warmup_steps):
         super().__init__()
-        self.peak_learning_rate = _checks.learning_rate("peak_learning_rate", peak_learning_rate, positive=True)
+        self.peak_learning_rate = _checks.finite_number("peak_learning_rate", peak_learning_rate, positive=True)
         self.warmup_steps = _checks.integer("warmup_steps", warmup_steps, 1)
 
     def __call__(self, step):

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -43,9 +44,9 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0):
         super().__init__()
-        self.initial_learning_rate = _checks.learning_rate("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = _checks.finite_number("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _checks.integer("decay_steps", decay_steps, 1)
-        self.end_learning_rate = _checks.learning_rate("end_learning_rate", end_learning_rate)
+        self.end_learning_rate = _checks.finite_number("end_learning_rate", end_learning_rate)
 
     def __call__(self, step):
         t = ops.minimum(_ops.float_step(step), float(self.decay_steps))

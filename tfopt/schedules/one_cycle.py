@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 ANNEAL_STRATEGIES = ("cos", "linear")
 
@@ -77,7 +78,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         three_phase=False,
     ):
         super().__init__()
-        self.max_learning_rate = _checks.learning_rate("max_learning_rate", max_learning_rate, positive=True)
+        self.max_learning_rate = _checks.finite_number("max_learning_rate", max_learning_rate, positive=True)
         self.total_steps = _checks.integer("total_steps", total_steps, 1)
         if not isinstance(three_phase, bool):
             raise TypeError(f"Argument `three_phase` must be True or False. Received: three_phase={three_phase!r}")
@@ -88,8 +89,8 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
                                                condition="when `three_phase=True`")
         else:
             self.pct_start = _checks.number_in("pct_start", pct_start, 0, 1)
-        self.div_factor = _checks.learning_rate("div_factor", div_factor, positive=True)
-        self.final_div_factor = _checks.learning_rate("final_div_factor", final_div_factor, positive=True)
+        self.div_factor = _checks.finite_number("div_factor", div_factor, positive=True)
+        self.final_div_factor = _checks.finite_number("final_div_factor", final_div_factor, positive=True)
         self.anneal_strategy = _checks.choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
 
     def _phases(self):

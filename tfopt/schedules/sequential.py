@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 
 @keras.saving.register_keras_serializable(package="tfopt")

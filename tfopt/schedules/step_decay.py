@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -43,7 +44,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, step_size, gamma=0.1):
         super().__init__()
-        self.initial_learning_rate = _checks.learning_rate("initial_learning_rate", initial_learning_rate)
+        self.initial_learning_rate = _checks.finite_number("initial_learning_rate", initial_learning_rate)
         self.step_size = _checks.integer("step_size", step_size, 1)
         self.gamma = _checks.number_in("gamma", gamma, 0, 1, high_open=False)
 

@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 SHAPES = ("linear", "exponential")
 
@@ -58,7 +59,7 @@ class Warmup(keras.optimizers.schedules.LearningRateSchedule):
         self.schedule = _checks.schedule_or_rate("schedule", schedule)
         self.warmup_steps = _checks.integer("warmup_steps", warmup_steps, 0)
         self.shape = _checks.choice("shape", shape, SHAPES)
-        self.initial_learning_rate = _checks.learning_rate(
+        self.initial_learning_rate = _checks.finite_number(
             "initial_learning_rate", initial_learning_rate, positive=shape == "exponential"
         )
         if shape == "exponential":

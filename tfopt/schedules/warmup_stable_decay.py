@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from tfopt.schedules import _checks, _ops
+from tfopt import _checks
+from tfopt.schedules import _ops
 
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 
@@ -66,7 +67,7 @@ class WarmupStableDecay(keras.optimizers.schedules.LearningRateSchedule):
         final_learning_rate=0.0,
     ):
         super().__init__()
-        self.peak_learning_rate = _checks.learning_rate("peak_learning_rate", peak_learning_rate, positive=True)
+        self.peak_learning_rate = _checks.finite_number("peak_learning_rate", peak_learning_rate, positive=True)
         self.total_steps = _checks.integer("total_steps", total_steps, 1)
         self.warmup_steps = _checks.integer("warmup_steps", warmup_steps, 0)
         if self.warmup_steps > self.total_steps:

@@ -1,4 +1,8 @@
-"""Argument checks shared by the schedules: each error names the argument, the allowed range and the value."""
+"""Argument checks shared by tfopt's schedules, callbacks and optimizer wrappers.
+
+Each error names the argument, the allowed range and the value received: a `TypeError` for a value of the wrong
+type, a `ValueError` for one out of range.
+"""
 
 import math
 import numbers
@@ -14,8 +18,8 @@ def _is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def learning_rate(name, value, positive=False):
-    """A finite learning rate, > 0 when `positive`, else >= 0; returned as a Python float."""
+def finite_number(name, value, positive=False):
+    """A finite real number, > 0 when `positive`, else >= 0 (a learning rate, a factor, a delta), as a float."""
     allowed = "a finite number > 0" if positive else "a finite number >= 0"
     if not _is_real(value):
         raise TypeError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r} of type "
@@ -66,6 +70,6 @@ def schedule_or_rate(name, value):
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
         return value
     if _is_real(value):
-        return learning_rate(name, value)
+        return finite_number(name, value)
     raise TypeError(f"Argument `{name}` must be a keras.optimizers.schedules.LearningRateSchedule or a number "
                     f">= 0. Received: {name}={value!r} of type {type(value).__name__}")
