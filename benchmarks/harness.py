@@ -76,10 +76,13 @@ def machine():
     }
 
 
-def write_results(name, rows, *, title, notes="", columns=COLUMNS, out_dir=RESULTS_DIR):
-    """Writes `<name>.json` and `<name>.md` under `out_dir`; returns the markdown."""
+def write_results(name, rows, *, title, notes="", columns=COLUMNS, out_dir=RESULTS_DIR, meta=None):
+    """Writes `<name>.json` and `<name>.md` under `out_dir`; returns the markdown.
+
+    `meta` describes where the rows were measured; by default this process's machine (`machine()`).
+    """
     os.makedirs(out_dir, exist_ok=True)
-    meta = machine()
+    meta = meta or machine()
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump({"benchmark": name, "title": title, "machine": meta, "rows": rows}, f, indent=2)
     described = ", ".join(f"{k} {v}" for k, v in meta.items())

@@ -3,12 +3,12 @@
 (a) TensorFlow backend, CPU: the `fit` step time of each tfopt optimizer as a ratio to Keras Adam, on a ~1M- and a
     ~10M-parameter MLP (synthetic data, batch 64). Target: <= 1.15x for the element-wise optimizers.
 (b) JAX backend, jitted update of 100M float32 parameters (24 matrices 2048x2048): each tfopt optimizer's
-    `stateless_apply` against optax's implementation of the same algorithm (optax with donated buffers, Keras
-    without: donation slows Keras's path down), and
-    the ratio to the memory-bandwidth bound: bytes the update must read and write per parameter divided by the
-    copy bandwidth measured in the same run. Target: <= 1.0x optax. It runs on whatever device JAX has; this
-    workplace lent no GPU to this run, so the numbers are CPU numbers (the issue's H100 reference: optax AdamW
-    1.62 ms, Keras AdamW 2.41 ms). Part (b) runs in a subprocess with KERAS_BACKEND=jax.
+    `stateless_apply` against optax's implementation of the same algorithm, both with donated state, and the
+    ratio to the memory-bandwidth bound: bytes the update must read and write per parameter divided by the copy
+    bandwidth measured in the same run. Target: <= 1.0x optax. It runs on whatever device JAX has, in a subprocess
+    with KERAS_BACKEND=jax; for the GPU figures run the subprocess's command on the GPU machine and format its JSON
+    here: `python benchmarks/optimizers.py --jax-update out.json` there, then
+    `python benchmarks/optimizers.py --write-b out.json` here.
 """
 
 import json
@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -98,8 +99,15 @@ def _jax_cases(keras, o, optax):
     ]
 
 
-def _time_update(name, make_keras, make_optax, shapes, grads, repeats):
-    """One tfopt optimizer against its optax twin, each in its fastest form; returns the comparison row."""
+def _time_update(name, make_keras, make_optax, shapes, grads, repeats, chain):
+    """One tfopt optimizer against its optax twin, both jitted with donated state; returns the comparison row.
+
+    Both sides take and return their state in the same order, so that each donated input buffer is reused by the
+    output of the same shape and role (Keras's `stateless_apply(opt_vars, grads, train_vars)` returns
+    `(train_vars, opt_vars)`: jitted and donated as it is, JAX pairs the returned parameters with the donated slots
+    and XLA inserts a copy of every matrix). Each timed call chains `chain` updates and waits once, so the host's
+    dispatch overlaps the device's work, as in a training loop.
+    """
     import jax
     import jax.numpy as jnp
     import keras
@@ -109,21 +117,24 @@ def _time_update(name, make_keras, make_optax, shapes, grads, repeats):
     variables = [keras.Variable(jnp.zeros(s, "float32")) for s in shapes]
     opt = make_keras()
     opt.build(variables)
-    state = {"opt": [jnp.copy(v.value) for v in opt.variables], "train": [jnp.copy(v.value) for v in variables]}
-    # No buffer donation on the Keras side: measured here, donating its inputs made Keras's stateless_apply about
-    # 3x slower (374 ms against 130 ms for AdamW at 100M parameters), so each side runs in its fastest form.
-    keras_step = jax.jit(opt.stateless_apply)
+
+    def keras_update(train, opt_vars, grads_):
+        return opt.stateless_apply(opt_vars, grads_, train)
+
+    keras_step = jax.jit(keras_update, donate_argnums=(0, 1))
+    k_state = [[jnp.copy(v.value) for v in variables], [jnp.copy(v.value) for v in opt.variables]]
 
     def run_keras():
-        state["train"], state["opt"] = keras_step(state["opt"], grads, state["train"])
-        jax.block_until_ready(state["train"])
+        for _ in range(chain):
+            k_state[:] = keras_step(*k_state, grads)
+        jax.block_until_ready(k_state)
 
     tx = make_optax()
     p = [jnp.zeros(s, "float32") for s in shapes]
     if name.startswith("Lookahead"):
-        p = jax.tree.map(jnp.copy, optax.LookaheadParams.init_synced(p))  # fast and slow: own buffers
-    # Some optax states start as the parameters themselves (schedule-free's z); donation needs own buffers.
-    o_state = {"params": p, "state": jax.tree.map(jnp.copy, tx.init(p))}
+        p = optax.LookaheadParams.init_synced(p)
+    # Own buffers for every leaf: some optax states start as the parameters themselves (schedule-free's z).
+    o_state = [jax.tree.map(jnp.copy, p), jax.tree.map(jnp.copy, tx.init(p))]
 
     def optax_update(params_, state_, grads_):
         updates, state_ = tx.update(grads_, state_, params_)
@@ -132,10 +143,11 @@ def _time_update(name, make_keras, make_optax, shapes, grads, repeats):
     optax_step = jax.jit(optax_update, donate_argnums=(0, 1))
 
     def run_optax():
-        o_state["params"], o_state["state"] = optax_step(o_state["params"], o_state["state"], grads)
-        jax.block_until_ready(o_state["params"])
+        for _ in range(chain):
+            o_state[:] = optax_step(*o_state, grads)
+        jax.block_until_ready(o_state)
 
-    return compare(
+    row = compare(
         f"jitted update, {params / 1e6:.0f}M params",
         run_keras,
         run_optax,
@@ -144,9 +156,36 @@ def _time_update(name, make_keras, make_optax, shapes, grads, repeats):
         repeats=repeats,
         warmup=2,
     )
+    for key in ("candidate_ms", "reference_ms"):
+        row[key] /= chain
+    for key, step, state in (("tfopt", keras_step, k_state), ("optax", optax_step, o_state)):
+        row[f"{key}_bytes_per_param"] = step.lower(*state, grads).compile().cost_analysis()["bytes accessed"] / params
+    return row
 
 
-def jax_update_ratios(matrices=24, size=2048, repeats=5):
+def copy_bandwidth(params, repeats, chain):
+    """Bytes read + written per second by a jitted, donated `x * 1.0001 + 1` over one buffer of `params` floats."""
+    import jax
+    import jax.numpy as jnp
+
+    step = jax.jit(lambda x: x * 1.0001 + 1.0, donate_argnums=0)
+    buf = [jnp.zeros((params,), "float32")]
+
+    def run():
+        for _ in range(chain):
+            buf[0] = step(buf[0])
+        jax.block_until_ready(buf)
+
+    from tfopt._timing import time_call
+
+    seconds = time_call(run, repeats=repeats, warmup=2).median / chain
+    return 8 * params / seconds
+
+
+CHAIN = {False: 2, True: 20}  # chained updates per timed call: on CPU, on GPU
+
+
+def jax_update_ratios(matrices=24, size=2048, repeats=7, chain=None):
     """Runs under KERAS_BACKEND=jax (see main)."""
     import jax
     import jax.numpy as jnp
@@ -155,32 +194,21 @@ def jax_update_ratios(matrices=24, size=2048, repeats=5):
 
     from tfopt import optimizers
 
+    platform = jax.devices()[0].platform
+    chain = chain or CHAIN[platform == "gpu"]
     shapes = [(size, size)] * matrices
     key = jax.random.PRNGKey(0)
     grads = [jax.random.normal(jax.random.fold_in(key, i), s, "float32") * 1e-3 for i, s in enumerate(shapes)]
     params = sum(int(jnp.size(g)) for g in grads)
-
-    copy = jax.jit(lambda xs: [x + 1.0 for x in xs], donate_argnums=0)
-    buffers = [jnp.zeros(s, "float32") for s in shapes]
-
-    def run_copy():
-        nonlocal buffers
-        buffers = copy(buffers)
-        jax.block_until_ready(buffers)
-
-    from tfopt._timing import time_call
-
-    copy_seconds = time_call(run_copy, repeats=repeats, warmup=2).median
-    bandwidth = 8 * params / copy_seconds  # bytes read + written per second
-    del buffers
+    bandwidth = copy_bandwidth(params, repeats, chain)
 
     rows = []
     for name, make_keras, make_optax, bytes_per_param in _jax_cases(keras, optimizers, optax):
-        row = _time_update(name, make_keras, make_optax, shapes, grads, repeats)
+        row = _time_update(name, make_keras, make_optax, shapes, grads, repeats, chain)
         bound = bytes_per_param * params / bandwidth
         row["bandwidth_bound_ms"] = bound * 1e3
         row["candidate_vs_bound"] = row["candidate_ms"] / 1e3 / bound
-        row["device"] = str(jax.devices()[0].platform)
+        row["device"] = platform if platform != "gpu" else jax.devices()[0].device_kind
         rows.append(row)
     return rows, bandwidth
 
@@ -202,6 +230,8 @@ COLUMNS_B = (
     ("reference_ms", "optax (ms)"),
     ("ratio", "Ratio to optax"),
     ("ratio_iqr", "Ratio IQR"),
+    ("tfopt_bytes_per_param", "tfopt bytes/param"),
+    ("optax_bytes_per_param", "optax bytes/param"),
     ("bandwidth_bound_ms", "Bandwidth bound (ms)"),
     ("candidate_vs_bound", "tfopt / bound"),
     ("device", "Device"),
@@ -223,22 +253,35 @@ def part_a():
     )
 
 
-def part_b():
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "jax.json")
-        env = dict(os.environ, KERAS_BACKEND="jax")
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--jax-update", out], check=True, env=env)
-        with open(out) as f:
+def part_b(from_json=None):
+    if from_json is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "jax.json")
+            env = dict(os.environ, KERAS_BACKEND="jax")
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--jax-update", out], check=True, env=env)
+            with open(out) as f:
+                result = json.load(f)
+    else:
+        with open(from_json) as f:
             result = json.load(f)
     return write_results(
         "optimizers_jax_update",
         result["rows"],
         title="Optimizers (b): jitted update of 100M float32 parameters, JAX backend, ratio to optax",
-        notes=f"Ran in a KERAS_BACKEND=jax subprocess on {result['rows'][0]['device']}. Measured copy bandwidth "
+        notes=f"Ran with KERAS_BACKEND=jax on {result['rows'][0]['device']} (jax {result.get('jax', '?')}, optax "
+        f"{result.get('optax', '?')}); both sides jitted with donated state, {result.get('chain', '?')} chained "
+        "updates per timed call; bytes/param is XLA's cost analysis of each compiled update. Measured copy bandwidth "
         f"{result['bandwidth'] / 1e9:.1f} GB/s (read + write). The bound is "
         "bytes per parameter (e.g. 28 for Adam: read p, g, m, v; write p, m, v) times parameters over that "
         "bandwidth. Target: ratio to optax <= 1.0.",
         columns=COLUMNS_B,
+        meta=None if from_json is None else {
+            "device": result["rows"][0]["device"],
+            "keras backend": "jax",
+            "jax": result.get("jax"),
+            "optax": result.get("optax"),
+            "date": time.strftime("%Y-%m-%d", time.localtime(os.path.getmtime(from_json))),
+        },
     )
 
 
@@ -247,7 +290,13 @@ if __name__ == "__main__":
         rows, bandwidth = jax_update_ratios(
             matrices=int(os.environ.get("TFOPT_BENCH_MATRICES", 24)), size=int(os.environ.get("TFOPT_BENCH_SIZE", 2048))
         )
+        import jax
+        import optax
+
         with open(sys.argv[2], "w") as f:
-            json.dump({"rows": rows, "bandwidth": bandwidth}, f)
+            json.dump({"rows": rows, "bandwidth": bandwidth, "jax": jax.__version__, "optax": optax.__version__,
+                       "chain": CHAIN[jax.devices()[0].platform == "gpu"]}, f)
+    elif len(sys.argv) == 3 and sys.argv[1] == "--write-b":
+        print(part_b(sys.argv[2]))
     else:
         print(main())
