@@ -9,24 +9,30 @@ Public objects:
     find_learning_rate: run the range test on a model and data, return the LRFinder.
     ScheduleFreeEval, SWAEval: evaluate, predict and save at the averaged weights, train at the others.
     recompute_batch_norm_statistics: BatchNorm statistics for averaged weights (cumulative average).
+    UpdatePruningStep: writes the pruning masks into a pruned model's stored weights (epoch and training end).
+    PruningSummaries: per-layer sparsity and threshold of a pruned model in TensorBoard.
 """
 
 from tfopt.callbacks.learning_rate_decay import LearningRateDecay
 from tfopt.callbacks.learning_rate_monitor import LearningRateMonitor
 from tfopt.callbacks.lr_finder import LRFinder, find_learning_rate
 from tfopt.callbacks.momentum_cycle import MomentumCycle
+from tfopt.callbacks.pruning_summaries import PruningSummaries
 from tfopt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from tfopt.callbacks.schedule_free_eval import ScheduleFreeEval
 from tfopt.callbacks.swa_eval import SWAEval, recompute_batch_norm_statistics
+from tfopt.callbacks.update_pruning_step import UpdatePruningStep
 
 __all__ = [
     "LRFinder",
     "LearningRateDecay",
     "LearningRateMonitor",
     "MomentumCycle",
+    "PruningSummaries",
     "ReduceLROnPlateau",
     "SWAEval",
     "ScheduleFreeEval",
+    "UpdatePruningStep",
     "find_learning_rate",
     "recompute_batch_norm_statistics",
 ]
