@@ -2,8 +2,41 @@
 
 Public objects:
     measure_model, ModelReport: size, sparsity, accuracy and latency of a Keras model or a TFLite file.
+    quantize_model: quantization-aware training (int8 weights per channel, int8 activations).
+    export_tflite, inspect_tflite, evaluate_tflite: TFLite/LiteRT files (float, dynamic, float16, full int8).
+    cluster_weights, strip_clustering: weight sharing with trainable centroids.
+    fold_batch_norms: BatchNormalization merged into the Conv/Dense before it.
+    compress: the fine-tune-and-compress pipeline behind `tfopt compress`.
+    prune_low_magnitude, strip_pruning, sparsity_report: magnitude pruning (unstructured, block, N:M, global).
+    PruningSchedule, ConstantSparsity, PolynomialDecay: when to prune, and to what sparsity.
 """
 
+from tfopt.compression.cluster import cluster_weights, strip_clustering
+from tfopt.compression.compress import compress
+from tfopt.compression.constant_sparsity import ConstantSparsity
+from tfopt.compression.export import evaluate_tflite, export_tflite, inspect_tflite
+from tfopt.compression.fold import fold_batch_norms
+from tfopt.compression.polynomial_decay import PolynomialDecay
+from tfopt.compression.prune import prune_low_magnitude, sparsity_report, strip_pruning
+from tfopt.compression.pruning_schedule import PruningSchedule
+from tfopt.compression.quantize import quantize_model
 from tfopt.compression.report import ModelReport, measure_model
 
-__all__ = ["ModelReport", "measure_model"]
+__all__ = [
+    "ConstantSparsity",
+    "ModelReport",
+    "PolynomialDecay",
+    "PruningSchedule",
+    "cluster_weights",
+    "compress",
+    "evaluate_tflite",
+    "export_tflite",
+    "fold_batch_norms",
+    "inspect_tflite",
+    "measure_model",
+    "prune_low_magnitude",
+    "quantize_model",
+    "sparsity_report",
+    "strip_clustering",
+    "strip_pruning",
+]
