@@ -16,6 +16,12 @@ def pytest_report_header(config):
     return f"KERAS_BACKEND={BACKEND}"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "multiprocess: starts several Python processes (multi-worker training); `-m multiprocess` runs them"
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     if BACKEND == "tensorflow":
         return

@@ -10,8 +10,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
 # Small budgets so each example runs in seconds; every example takes --epochs.
-ARGS = {"quickstart.py": ["--epochs", "3"]}
-EXPECTED = {"quickstart.py": "test accuracy"}
+ARGS = {"quickstart.py": ["--epochs", "3"], "multi_worker.py": ["--epochs", "1", "--local-workers", "2"]}
+EXPECTED = {"quickstart.py": "test accuracy", "multi_worker.py": "test accuracy"}
 
 
 def test_every_example_is_covered():
