@@ -75,3 +75,22 @@ def test_rejects_bad_arguments(kwargs, error, message):
     kwargs = {"fns": [lambda: None], **kwargs}
     with pytest.raises(error, match=message):
         time_interleaved(**kwargs)
+
+
+def test_self_timed_callables_record_what_they_return(clock):
+    fns, calls = clock.costs(1.0, 2.0)
+    reported = iter([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+
+    def own(fn):
+        def call():
+            fn()
+            return next(reported)
+
+        return call
+
+    seen = []
+    a, b = time_interleaved([own(f) for f in fns], repeats=2, warmup=1, self_timed=True,
+                            on_call=lambda i, r: seen.append((i, r)))
+    # Warm-up returns 0.1, 0.2 (ignored); round 0 runs a, b (0.3, 0.4); round 1 runs b, a (0.5, 0.6).
+    assert a.samples == (0.3, 0.6) and b.samples == (0.4, 0.5)
+    assert seen == [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (0, 2)]

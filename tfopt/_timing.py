@@ -40,24 +40,36 @@ def time_call(fn, *, repeats=30, warmup=3):
     return time_interleaved([fn], repeats=repeats, warmup=warmup)[0]
 
 
-def time_interleaved(fns, *, repeats=30, warmup=3):
+def time_interleaved(fns, *, repeats=30, warmup=3, self_timed=False, on_call=None):
     """Times several callables in interleaved rounds; returns one `Timing` per callable.
 
     Each round calls every callable once; odd rounds run them in reverse order so that no callable always runs
     right after the same neighbour (caches, frequency scaling and allocator state carry over between calls).
+
+    Args:
+        fns: the callables.
+        repeats: timed rounds. Default 30.
+        warmup: untimed rounds before them. Default 3.
+        self_timed: when True each callable returns the seconds to record (it times only the part that matters,
+            e.g. the epoch inside `fit` without its set-up) instead of being timed from outside. Default False.
+        on_call: optional `on_call(index, round)` called after every call, warm-up rounds included (progress).
     """
     _check_counts(repeats, warmup)
     fns = list(fns)
     if not fns or not all(callable(f) for f in fns):
         raise TypeError(f"Argument `fns` must be a non-empty list of callables. Received: fns={fns!r}")
-    for _ in range(warmup):
-        for fn in fns:
+    for r in range(warmup):
+        for i, fn in enumerate(fns):
             fn()
+            if on_call is not None:
+                on_call(i, r)
     samples = [[] for _ in fns]
     order = list(range(len(fns)))
     for r in range(repeats):
         for i in order if r % 2 == 0 else reversed(order):
             start = time.perf_counter()
-            fns[i]()
-            samples[i].append(time.perf_counter() - start)
+            result = fns[i]()
+            samples[i].append(float(result) if self_timed else time.perf_counter() - start)
+            if on_call is not None:
+                on_call(i, warmup + r)
     return [Timing.from_samples(s) for s in samples]

@@ -2,13 +2,15 @@
 
 `load_digits` is plain NumPy and works on every Keras backend. `make_dataset` builds a `tf.data.Dataset`, which
 Keras feeds to `fit` on the TensorFlow and JAX backends alike; it imports TensorFlow when called, not before.
+`write_tfrecords` stores arrays as sharded, optionally compressed TFRecord files and `read_tfrecords` reads them
+back as the same kind of pipeline, split per worker for multi-worker training.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DigitsSplit", "load_digits", "make_dataset"]
+__all__ = ["DigitsSplit", "load_digits", "make_dataset", "read_tfrecords", "write_tfrecords"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,241 @@ def make_dataset(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(n, seed=int(seed), reshuffle_each_iteration=True)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    if prefetch:
+        ds = ds.prefetch(autotune)
+    return ds
+
+
+_COMPRESSIONS = {None: "", "GZIP": ".gz", "ZLIB": ".zlib"}
+
+
+def _check_compression(compression):
+    if compression not in _COMPRESSIONS:
+        raise ValueError(
+            "Argument `compression` must be one of 'GZIP', 'ZLIB' or None. "
+            f"Received: compression={compression!r}"
+        )
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"Argument `{name}` must be an integer >= 1. Received: {name}={value!r}")
+
+
+def write_tfrecords(x, y, path, *, shards=1, compression="GZIP"):
+    """Writes arrays as TFRecord files that `read_tfrecords` reads back exactly.
+
+    Each example is one `tf.train.Example` holding the raw bytes of `x[i]` (and `y[i]`) with its dtype and shape,
+    so any dtype and shape round-trips bit for bit. Example `i` goes to shard `i % shards`: the shards differ in
+    size by at most one example, and reading them interleaved in order gives back the original order.
+
+    Args:
+        x: array of inputs (first axis: examples).
+        y: array of targets with the same first dimension, or None.
+        path: path prefix of the files; shard `k` of `n` is `{path}-{k:05d}-of-{n:05d}.tfrecord` plus `.gz` or
+            `.zlib` when compressed. Folders are created as needed.
+        shards: number of files, an integer >= 1 and at most the number of examples. Default 1.
+            Use at least as many as the workers that will read them (one file per worker lets
+            `MultiWorkerMirroredStrategy` shard by file).
+        compression: "GZIP", "ZLIB" or None. Default "GZIP".
+
+    Returns:
+        The list of file paths written, in shard order.
+    """
+    import os
+
+    import tensorflow as tf
+
+    _check_compression(compression)
+    _check_positive("shards", shards)
+    x = np.asarray(x)
+    n = len(x)
+    if n == 0:
+        raise ValueError("Argument `x` must contain at least one example. Received: an empty array")
+    if y is not None:
+        y = np.asarray(y)
+        if len(y) != n:
+            raise ValueError(
+                f"Arguments `x` and `y` must have the same number of examples. Received: len(x)={n}, len(y)={len(y)}"
+            )
+    if shards > n:
+        raise ValueError(
+            f"Argument `shards` must be at most the number of examples ({n}). Received: shards={shards}"
+        )
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"Argument `path` must be a non-empty path. Received: path={path!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    arrays = {"x": x} if y is None else {"x": x, "y": y}
+    for name, array in arrays.items():
+        if array.dtype == object:
+            raise TypeError(f"Argument `{name}` must be a numeric array. Received: dtype=object")
+
+    def feature(array):
+        array = np.asarray(array)  # tobytes() is C order; a 0-d element stays 0-d
+        return {
+            "bytes": tf.train.Feature(bytes_list=tf.train.BytesList(value=[array.tobytes()])),
+            "dtype": tf.train.Feature(bytes_list=tf.train.BytesList(value=[array.dtype.str.encode()])),
+            "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(array.shape))),
+        }
+
+    paths = [f"{path}-{k:05d}-of-{shards:05d}.tfrecord{_COMPRESSIONS[compression]}" for k in range(shards)]
+    options = tf.io.TFRecordOptions(compression_type=compression or "")
+    for k, file_path in enumerate(paths):
+        with tf.io.TFRecordWriter(file_path, options) as writer:
+            for i in range(k, n, shards):
+                features = {}
+                for name, array in arrays.items():
+                    for key, value in feature(array[i]).items():
+                        features[f"{name}_{key}"] = value
+                example = tf.train.Example(features=tf.train.Features(feature=features))
+                writer.write(example.SerializeToString())
+    return paths
+
+
+def _compression_of(file_path):
+    if file_path.endswith(".gz"):
+        return "GZIP"
+    if file_path.endswith(".zlib"):
+        return "ZLIB"
+    return None
+
+
+def read_tfrecords(
+    pattern,
+    batch_size=32,
+    *,
+    compression="auto",
+    shuffle=True,
+    shuffle_buffer=10_000,
+    seed=0,
+    cache=True,
+    prefetch=True,
+    drop_remainder=False,
+    num_workers=1,
+    worker_index=0,
+    input_context=None,
+):
+    """Reads files written by `write_tfrecords` as a `tf.data` pipeline of `(x, y)` (or `x`) batches.
+
+    The pipeline is `list files -> (this worker's files) -> interleave over files (parallel reads) -> parse and
+    decode (parallel) -> (this worker's records) -> cache -> shuffle -> batch -> prefetch`. Elements equal the
+    written arrays exactly (dtype, shape and bytes); with `shuffle=False` and a single worker they come in the
+    written order.
+
+    Per-worker sharding: with `num_workers` = W > 1 (or a `tf.distribute.InputContext`, as
+    `strategy.distribute_datasets_from_function` passes), worker w reads the files `w, w + W, ...` when there are
+    at least W files, else every W-th record; workers never overlap and together cover every example. Left at one
+    worker, the pipeline starts from the file list, so `MultiWorkerMirroredStrategy`'s auto-shard policy (AUTO or
+    FILE) splits it by file itself when it is given to `strategy.experimental_distribute_dataset`.
+
+    Args:
+        pattern: a glob pattern, a file path or a list of paths.
+        batch_size: positive integer; the global batch size when `input_context` is given (each worker then
+            batches `input_context.get_per_replica_batch_size(batch_size)`). Default 32.
+        compression: "auto" (from the file extension: `.gz` GZIP, `.zlib` ZLIB, else none), "GZIP", "ZLIB" or
+            None. Default "auto".
+        shuffle: reshuffle the examples each epoch. Default True.
+        shuffle_buffer: examples in the shuffle buffer, an integer >= 1. Default 10,000.
+        seed: integer seed of the shuffle. Default 0.
+        cache: keep the decoded examples in memory after the first epoch. Default True.
+        prefetch: prefetch batches with AUTOTUNE. Default True.
+        drop_remainder: drop the last incomplete batch. Default False.
+        num_workers: number of input workers, an integer >= 1. Default 1.
+        worker_index: this worker's index in [0, num_workers). Default 0.
+        input_context: optional `tf.distribute.InputContext`; overrides `num_workers` and `worker_index`.
+
+    Returns:
+        A `tf.data.Dataset` of batches.
+    """
+    import glob
+    import os
+
+    import tensorflow as tf
+
+    _check_positive("batch_size", batch_size)
+    _check_positive("shuffle_buffer", shuffle_buffer)
+    _check_seed(seed)
+    if compression != "auto":
+        _check_compression(compression)
+    if input_context is not None:
+        if not isinstance(input_context, tf.distribute.InputContext):
+            raise TypeError(
+                "Argument `input_context` must be a tf.distribute.InputContext or None. "
+                f"Received: input_context={input_context!r}"
+            )
+        num_workers, worker_index = input_context.num_input_pipelines, input_context.input_pipeline_id
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    _check_positive("num_workers", num_workers)
+    if isinstance(worker_index, bool) or not isinstance(worker_index, (int, np.integer)) or not (
+        0 <= worker_index < num_workers
+    ):
+        raise ValueError(
+            f"Argument `worker_index` must be an integer in [0, {num_workers - 1}]. "
+            f"Received: worker_index={worker_index!r}"
+        )
+    if isinstance(pattern, (list, tuple)):
+        files = [os.fspath(p) for p in pattern]
+        missing = [p for p in files if not os.path.isfile(p)]
+    else:
+        files = sorted(glob.glob(os.fspath(pattern)))
+        missing = [] if files else [pattern]
+    if not files or missing:
+        raise ValueError(f"Argument `pattern` matches no TFRecord file. Received: pattern={pattern!r}")
+    kinds = {_compression_of(f) if compression == "auto" else compression for f in files}
+    if len(kinds) != 1:
+        raise ValueError(f"Argument `pattern` mixes compressions {sorted(map(str, kinds))}; read them separately.")
+    kind = kinds.pop() or ""
+
+    # The element spec comes from the first record: decoding needs the dtype before the graph is built.
+    first = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(files[0], kind))).numpy())
+    names = [name for name in ("x", "y") if f"{name}_bytes" in first.features.feature]
+    specs = {
+        name: (
+            tf.as_dtype(np.dtype(first.features.feature[f"{name}_dtype"].bytes_list.value[0].decode())),
+            list(first.features.feature[f"{name}_shape"].int64_list.value),
+        )
+        for name in names
+    }
+    description = {}
+    for name in names:
+        description[f"{name}_bytes"] = tf.io.FixedLenFeature([], tf.string)
+
+    def decode(record):
+        parsed = tf.io.parse_single_example(record, description)
+        values = tuple(
+            tf.reshape(tf.io.decode_raw(parsed[f"{name}_bytes"], dtype), tf.constant(shape, tf.int64))
+            for name, (dtype, shape) in specs.items()
+        )
+        return values if len(values) > 1 else values[0]
+
+    autotune = tf.data.AUTOTUNE
+    by_file = num_workers > 1 and len(files) >= num_workers
+    if by_file:
+        files = files[worker_index::num_workers]
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, kind),
+        cycle_length=len(files),
+        block_length=1,
+        num_parallel_calls=autotune,
+        deterministic=True,
+    )
+    ds = ds.map(decode, num_parallel_calls=autotune, deterministic=True)
+    if num_workers > 1 and not by_file:
+        ds = ds.shard(num_workers, worker_index)
+    if num_workers > 1:
+        # Sharded here already; a strategy must not shard again.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        ds = ds.with_options(options)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(int(shuffle_buffer), seed=int(seed), reshuffle_each_iteration=True)
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     if prefetch:
         ds = ds.prefetch(autotune)

@@ -1,0 +1,382 @@
+"""`profile_fit`: times ways of running `fit` on the model and machine at hand and recommends the fastest safe one."""
+
+import math
+import time
+
+import keras
+
+from tfopt._timing import Timing, time_interleaved
+from tfopt.acceleration._epochs import EpochClock, ProfileData, _check_int
+from tfopt.acceleration.candidate import Candidate, auto_candidates
+from tfopt.acceleration.fit_profile import FitProfile
+from tfopt.acceleration.hardware import detect_hardware
+from tfopt.acceleration.input_pipeline import _diagnose
+
+# Fields merged into the "combined" candidate; batch size and learning rate change the optimization, not only the
+# speed, so they are never merged on their own.
+_MERGED = ("jit_compile", "steps_per_execution", "dtype_policy", "input_pipeline")
+
+
+def profile_fit(
+    model_fn,
+    x,
+    y=None,
+    *,
+    batch_size=None,
+    candidates="auto",
+    steps=None,
+    warmup=1,
+    rounds=5,
+    seed=0,
+    loss_tolerance=0.25,
+    compile_kwargs=None,
+    combine=True,
+    input_diagnosis=True,
+    progress=None,
+):
+    """Measures which way of running `fit` is fastest for this model on this machine, and whether it trains as well.
+
+    Every candidate (a `Candidate`: XLA on/off, `steps_per_execution`, mixed precision, tfopt's input pipeline,
+    larger batches with a scaled learning rate) gets its own model from `model_fn`, with the initial weights of
+    the first one, and trains on the same `steps` batches. Each candidate first runs one untimed epoch (it
+    compiles; `compile_s` is that epoch minus a timed one) and `warmup` more; then all candidates run `rounds`
+    epochs in interleaved rounds (A, B, C, C, B, A, ...), so that the machine's drift touches every row alike.
+    Each row reports the median and interquartile range (IQR) of its epochs. With `m` the median seconds per
+    example and `q` the IQR per example,
+
+        speedup_c = m_defaults / m_c,        significant_c = (m_defaults - m_c) > max(q_defaults, q_c),
+
+    and the loss check compares the mean training loss `L` of the last epoch (every row after the same number of
+    epochs from the same weights): `loss_ok_c = L_c <= L_defaults * (1 + loss_tolerance)`.
+    `best` is the fastest row that is both significant and `loss_ok`; when no row is, it stays Keras's defaults
+    and the profile says whether the machine was too noisy to tell. When several single changes win, their
+    combination is measured too (interleaved against the defaults and the fastest single change) and recommended
+    only if it beats both.
+
+    Use it once per model and machine, before long training runs; use `FitProfile.best` for `compile`/`fit`.
+
+    Args:
+        model_fn: callable returning a fresh `keras.Model` each call, compiled (its loss, optimizer and metrics
+            are kept; only the candidate's settings change) or uncompiled with `compile_kwargs` given. It is
+            called under each candidate's dtype policy; a model that does not follow it (e.g. loaded from a
+            file) is cloned under the policy.
+        x: NumPy inputs (with `y`), or a `tf.data.Dataset` of `(inputs, targets)` batches.
+        y: NumPy targets, or None for a dataset.
+        batch_size: batch size for arrays, an integer >= 1. Default 32 (Keras's); None for a dataset.
+        candidates: "auto" (the built-in candidates that make sense on the detected hardware; the profile's
+            `left_out` says why the others were left out), or a list of built-in names (`Candidate.BUILT_IN`),
+            dicts of `Candidate` fields and `Candidate` objects. "defaults" is always measured (added first).
+        steps: train steps per timed epoch, an integer >= 1. Default: 32, or the number of full batches in the
+            data when fewer.
+        warmup: untimed epochs per candidate after the compiling one, an integer >= 0. Default 1.
+        rounds: timed interleaved rounds, an integer >= 3. Default 5.
+        seed: seed of the initial weights and of every epoch's shuffle. Default 0.
+        loss_tolerance: relative tolerance of the loss check, a number >= 0. Default 0.25 (runs that differ only in
+            batch order or float rounding land within about 20% of each other after a few hundred steps).
+        compile_kwargs: keyword arguments for `compile` (loss, optimizer, metrics) when `model_fn` returns an
+            uncompiled model; they override the model's own when both exist. Default None.
+        combine: measure the combination of the winning single changes. Default True.
+        input_diagnosis: diagnose the input pipeline (see `diagnose_input`) on the defaults' model. Default True.
+        progress: optional `progress(description, done, total)` called after every epoch.
+
+    Returns:
+        A `FitProfile`.
+    """
+    started = time.perf_counter()
+    if not callable(model_fn):
+        raise TypeError(f"Argument `model_fn` must be a callable returning a keras.Model. Received: {model_fn!r}")
+    _check_int("warmup", warmup, 0)
+    _check_int("rounds", rounds, 3)
+    _check_int("seed", seed, 0)
+    tol = loss_tolerance
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+        raise ValueError(f"Argument `loss_tolerance` must be a finite number >= 0. Received: loss_tolerance={tol!r}")
+    if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
+        raise TypeError(
+            f"Argument `compile_kwargs` must be a dict or None. Received: compile_kwargs={compile_kwargs!r}"
+        )
+    data = ProfileData(x, y, batch_size=batch_size, steps=steps)
+    hardware = detect_hardware()
+    chosen, left_out = _resolve_candidates(candidates, hardware)
+
+    counter = _Progress(progress)
+    counter.expect(len(chosen) * (1 + warmup + rounds))
+    builder = _Builder(model_fn, compile_kwargs, seed)
+    runs = [_Run(c, builder.build(c), data, seed) for c in chosen]
+
+    # Phase 1: compile (timed alone, it is not a comparison), warm up, then every candidate interleaved.
+    for run in runs:
+        run.compile_seconds = run()
+        counter.step(f"compiling {run.candidate.name}")
+    timings = time_interleaved(
+        runs, repeats=rounds, warmup=warmup, self_timed=True, on_call=lambda i, r: counter.step(runs[i].candidate.name)
+    )
+    rows = [_row(run, timing, 1) for run, timing in zip(runs, timings)]
+    reference = rows[0]
+    for row in rows:
+        _compare(row, reference, tol)
+
+    notes = []
+    eligible = [r for r in rows[1:] if r["significant"] and r["loss_ok"]]
+    best = max(eligible, key=lambda r: r["speedup"]) if eligible else reference
+    combined = _combination(chosen, eligible) if combine and eligible else None
+    if combined is not None and combined not in chosen:
+        counter.expect(1 + warmup + 3 * rounds)
+        best_run = runs[rows.index(best)]
+        run = _Run(combined, builder.build(combined), data, seed)
+        run.compile_seconds = run()
+        counter.step(f"compiling {combined.name}")
+        for _ in range(warmup):
+            run()
+            counter.step(combined.name)
+        phase2 = [runs[0], best_run, run]
+        t_def, t_best, t_comb = time_interleaved(
+            phase2,
+            repeats=rounds,
+            warmup=0,
+            self_timed=True,
+            on_call=lambda i, r: counter.step(phase2[i].candidate.name),
+        )
+        row = _row(run, t_comb, 2)
+        phase2_defaults = _row(runs[0], t_def, 2)
+        _compare(row, phase2_defaults, tol, loss_reference=reference)
+        rows.append(row)
+        beats_single = t_comb.median / run.feed.examples < t_best.median / best_run.feed.examples
+        if row["significant"] and row["loss_ok"] and beats_single:
+            best = row
+        else:
+            notes.append(
+                f"The combination ({combined.describe()}) did not beat both the defaults and {best['name']} "
+                "beyond the noise in a second interleaved measurement; it is not recommended."
+            )
+    for row in rows:
+        row["recommended"] = row is best
+        row.pop("_per_example")
+    notes[:0] = _recommendation_notes(rows, best)
+
+    diagnosis = None
+    if input_diagnosis:
+        counter.expect(4 * (1 + rounds))
+        diagnosis = _diagnose(
+            runs[0].model, data, rounds=rounds, warmup=1, seed=seed, on_call=lambda i, r: counter.step("input pipeline")
+        ).to_dict()
+    meta = {
+        "hardware": hardware.to_dict(),
+        "hardware_description": hardware.describe(),
+        "input": "tf.data.Dataset" if data.is_dataset else "NumPy arrays",
+        "batch_size": data.batch_size,
+        "steps": data.steps,
+        "warmup": warmup,
+        "rounds": rounds,
+        "seed": seed,
+        "loss_tolerance": tol,
+        "profile_seconds": time.perf_counter() - started,
+    }
+    return FitProfile(rows=rows, best_name=best["name"], notes=notes, left_out=left_out, input=diagnosis, meta=meta)
+
+
+class _Progress:
+    def __init__(self, callback):
+        self.callback, self.done, self.total = callback, 0, 0
+
+    def expect(self, more):
+        self.total += more
+
+    def step(self, description):
+        self.done += 1
+        if self.callback is not None:
+            self.callback(description, self.done, self.total)
+
+
+def _resolve_candidates(candidates, hardware):
+    left_out = {}
+    if isinstance(candidates, str) and candidates == "auto":
+        chosen, left_out = auto_candidates(hardware)
+    elif isinstance(candidates, (list, tuple)) and candidates:
+        chosen = [Candidate.resolve(spec) for spec in candidates]
+    else:
+        raise ValueError(
+            "Argument `candidates` must be 'auto' or a non-empty list of candidate names, dicts or Candidate "
+            f"objects. Received: candidates={candidates!r}"
+        )
+    names = [c.name for c in chosen]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Argument `candidates` must have distinct names. Received names: {names}")
+    for c in chosen:
+        if c.dtype_policy == "mixed_float16" and not hardware.float16_fast:
+            raise ValueError(
+                f"Argument `candidates` asks for mixed_float16 (candidate {c.name!r}), which needs a GPU with "
+                f"tensor cores; this machine trains on {hardware.device.upper()}. Received: candidates={candidates!r}"
+            )
+    defaults = [c for c in chosen if c.name == "defaults"]
+    if defaults and defaults[0].changes():
+        raise ValueError("Argument `candidates`: the name 'defaults' is reserved for Keras's defaults.")
+    return [Candidate.BUILT_IN["defaults"]] + [c for c in chosen if c.name != "defaults"], left_out
+
+
+class _Builder:
+    """Builds each candidate's model: same weights as the first, the candidate's dtype policy and compile settings."""
+
+    def __init__(self, model_fn, compile_kwargs, seed):
+        self.model_fn, self.seed = model_fn, seed
+        self.compile_kwargs = compile_kwargs
+        self.initial_weights = None
+
+    def _call(self, policy):
+        previous = keras.config.dtype_policy().name
+        keras.utils.set_random_seed(self.seed)
+        keras.config.set_dtype_policy(policy)
+        try:
+            model = self.model_fn()
+            if not isinstance(model, keras.Model):
+                raise TypeError(
+                    "Argument `model_fn` must return a keras.Model. "
+                    f"Received: model_fn() returned {type(model).__name__}"
+                )
+            config = self._compile_config(model)
+            if any(layer.dtype_policy.name != policy for layer in model.layers if layer.weights):
+                model = keras.models.clone_model(
+                    model,
+                    clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": policy}),
+                )
+        finally:
+            keras.config.set_dtype_policy(previous)
+        return model, config
+
+    def _compile_config(self, model):
+        config = dict(model.get_compile_config() or {}) if model.compiled else {}
+        if self.compile_kwargs:
+            config.update({k: keras.saving.serialize_keras_object(v) for k, v in self.compile_kwargs.items()})
+        if not config.get("loss"):
+            raise ValueError(
+                "Argument `model_fn` must return a compiled model (with a loss), or `compile_kwargs` must give the "
+                "loss and optimizer. Received: an uncompiled model and compile_kwargs=None"
+            )
+        return config
+
+    def build(self, candidate):
+        model, config = self._call(candidate.dtype_policy)
+        if self.initial_weights is None:
+            self.initial_weights = model.get_weights()
+        else:
+            model.set_weights(self.initial_weights)
+        config = dict(config, **candidate.compile_kwargs())
+        optimizer = config.get("optimizer") or "rmsprop"
+        if isinstance(optimizer, str):
+            optimizer = keras.saving.serialize_keras_object(keras.optimizers.get(optimizer))
+        optimizer = dict(optimizer, config=dict(optimizer["config"]))
+        factor = candidate.learning_rate_factor
+        if factor != 1.0:
+            rate = optimizer["config"].get("learning_rate")
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+                raise ValueError(
+                    f"Candidate {candidate.name!r} scales the learning rate, which needs a constant learning rate; "
+                    f"the model's optimizer has learning_rate={rate!r}"
+                )
+            optimizer["config"]["learning_rate"] = float(rate) * factor
+        config["optimizer"] = optimizer
+        model.compile(**keras.saving.deserialize_keras_object(config))
+        return model
+
+
+class _Run:
+    """One candidate's model and input; calling it trains one epoch and returns its seconds."""
+
+    def __init__(self, candidate, model, data, seed):
+        self.candidate, self.model, self.seed = candidate, model, seed
+        self.feed = data.feed(candidate.input_pipeline, candidate.batch_multiplier, seed)
+        self.clock = EpochClock()
+        self.epochs = 0
+        self.compile_seconds = None
+
+    def __call__(self):
+        # The k-th epoch of every candidate shuffles alike, so that losses differ by configuration, not by order.
+        keras.utils.set_random_seed(self.seed + 1 + self.epochs)
+        seconds = self.feed.fit_epoch(self.model, self.clock)
+        self.epochs += 1
+        return seconds
+
+
+def _row(run, timing: Timing, phase):
+    steps, examples = run.feed.steps, run.feed.examples
+    return {
+        "name": run.candidate.name,
+        "description": run.candidate.describe(),
+        "config": run.candidate.to_dict(),
+        "learning_rate_factor": run.candidate.learning_rate_factor,
+        "phase": phase,
+        "steps": steps,
+        "batch_size": examples // steps,
+        "compile_s": max(0.0, run.compile_seconds - timing.median),
+        "step_ms": 1e3 * timing.median / steps,
+        "step_iqr_ms": 1e3 * timing.iqr / steps,
+        "examples_per_s": examples / timing.median,
+        "loss": run.clock.loss,
+        "epochs_trained": run.epochs,
+        "epoch_seconds": list(timing.samples),
+        "_per_example": (timing.median / examples, timing.iqr / examples),
+    }
+
+
+def _compare(row, reference, tol, loss_reference=None):
+    """Speedup and significance against `reference` (same phase); loss check against the float32 defaults."""
+    m_ref, q_ref = reference["_per_example"]
+    m, q = row["_per_example"]
+    row["speedup"] = m_ref / m
+    row["significant"] = (m_ref - m) > max(q_ref, q)
+    base = (loss_reference or reference)["loss"]
+    loss = row["loss"]
+    row["loss_ok"] = loss is not None and math.isfinite(loss) and loss <= base * (1.0 + tol)
+
+
+def _combination(chosen, eligible):
+    """The candidate merging every winning single change (the fastest winner per field), or None."""
+    merged = {}
+    for row in sorted(eligible, key=lambda r: r["speedup"]):
+        config = row["config"]
+        if config["batch_multiplier"] != 1 or config["learning_rate_scale"] != 1.0:
+            continue
+        for key in _MERGED:
+            if config[key] != Candidate.BUILT_IN["defaults"].to_dict()[key]:
+                merged[key] = config[key]
+                if key == "dtype_policy" and config["jit_compile"] != "auto":
+                    merged["jit_compile"] = config["jit_compile"]
+    if len(merged) < 2:
+        return None
+    combined = Candidate("combined", **merged)
+    for c in chosen:
+        if c.changes() == combined.changes():
+            return c
+    return combined
+
+
+def _recommendation_notes(rows, best):
+    notes = []
+    flagged = [r for r in rows if not r["loss_ok"]]
+    for r in flagged:
+        notes.append(
+            f"{r['name']} trains worse: loss {r['loss']:.4f} against the defaults' {rows[0]['loss']:.4f} after the "
+            f"same {r['epochs_trained']} epochs; it is never recommended"
+            + (f", although it is {r['speedup']:.2f}x as fast." if r["speedup"] > 1 else ".")
+        )
+    if best is not rows[0]:
+        notes.insert(
+            0,
+            f"Recommended: {best['name']} ({best['description']}), {best['speedup']:.2f}x Keras's defaults; its "
+            "speedup exceeds the spread of both rows and its loss stays within tolerance.",
+        )
+        return notes
+    within_noise = [r for r in rows[1:] if r["loss_ok"] and r["speedup"] > 1.0 and not r["significant"]]
+    spreads = [r["step_iqr_ms"] / r["step_ms"] for r in rows]
+    if within_noise:
+        fastest = max(within_noise, key=lambda r: r["speedup"])
+        notes.insert(
+            0,
+            f"Too noisy to tell: {len(within_noise)} configuration(s) look faster (up to {fastest['speedup']:.2f}x, "
+            f"{fastest['name']}) but by less than the spread of the timings (IQR {100 * min(spreads):.0f}%-"
+            f"{100 * max(spreads):.0f}% of the step time); keeping Keras's defaults. Run with more `rounds` on a "
+            "quieter machine to decide.",
+        )
+    else:
+        notes.insert(0, "Keras's defaults are the fastest safe configuration measured here; keeping them.")
+    return notes
