@@ -29,7 +29,11 @@ def test_demo_end_to_end(tmp_path):
     assert [s["stage"] for s in stages] == [name for name, _ in demo.STAGES]
     assert stages[0]["stage"] == "baseline"
     for row in stages:
-        assert row["params"] == 51_946 and row["nonzero_params"] == 51_946
+        assert row["params"] == 51_946
+        if "pruned" in row["stage"]:  # 80% of the weights pruned (biases and small layers stay dense)
+            assert row["nonzero_params"] < 0.25 * row["params"]
+        else:  # dense; int8 rounding zeroes a few hundred small weights
+            assert row["nonzero_params"] > 0.98 * row["params"]
         assert 0.3 < row["accuracy"] <= 1.0  # one epoch already triples chance (10%)
         assert 0 < row["gzip_bytes"] < row["size_bytes"]
         assert row["latency_ms"] > 0
@@ -109,3 +113,149 @@ def test_version_matches_the_package_metadata(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert capsys.readouterr().out.strip() == f"tfopt {tfopt.__version__}" == f"tfopt {version('tfopt')}"
+
+
+def test_profile_end_to_end_on_the_demo_model(tmp_path):
+    out = tmp_path / "profile"
+    result = run_tfopt("profile", "--steps", "4", "--rounds", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "defaults" in result.stdout and "Best:" in result.stdout and "Speedup" in result.stdout
+    saved = json.loads((out / "profile.json").read_text())
+    names = [row["name"] for row in saved["rows"]]
+    assert names[0] == "defaults" and "steps_per_execution_8" in names and "tfopt_pipeline" in names
+    assert saved["meta"]["steps"] == 4 and saved["meta"]["batch_size"] == 32
+    assert saved["best"]["candidate"] in names and 0.0 <= saved["input"]["waiting_fraction"] <= 1.0
+    assert (out / "profile.md").read_text().startswith("# tfopt profile")
+    assert (out / "speedups.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_of_a_saved_model_on_npz_data(tmp_path):
+    import keras
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(128, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.save(tmp_path / "m.keras")
+    result = run_tfopt(
+        "profile", "--model", str(tmp_path / "m.keras"), "--data", str(tmp_path / "data.npz"), "--steps", "2",
+        "--rounds", "3", "--quiet", "--out", str(tmp_path / "out"),
+    )
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "out" / "profile.json").read_text())
+    assert saved["meta"]["steps"] == 2 and all(row["loss"] > 0 for row in saved["rows"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["profile", "--rounds", "2"], "argument --rounds: must be an integer >= 3, got 2"),
+        (["profile", "--steps", "0"], "argument --steps: must be an integer >= 1, got 0"),
+        (["profile", "--data", "/nonexistent/data.npz"], "argument --data: cannot read '/nonexistent/data.npz'"),
+        (["profile", "--model", "/nonexistent/m.keras"], "argument --model: cannot load '/nonexistent/m.keras'"),
+    ],
+)
+def test_profile_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("tfopt profile: error:")
+
+
+def test_profile_npz_without_x_and_y_exits_2(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "bad.npz", images=np.zeros((4, 2)))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["profile", "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "must hold arrays named 'x' and 'y'" in capsys.readouterr().err
+
+
+def test_profile_and_fast_demo_are_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["profile", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--model", "--data", "--out", "--steps", "--rounds", "profile.json", "speedups.png"):
+        assert option in text
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    assert "--fast" in capsys.readouterr().out
+
+
+def _compress_inputs(folder):
+    """A small trained model and an .npz of its data, as a user would bring them."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(300, 6, 6, 2)).astype("float32")
+    y = (x[..., 0].mean(axis=(1, 2)) > x[..., 1].mean(axis=(1, 2))).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x[:240], y[:240], epochs=3, verbose=0)
+    model.save(folder / "model.keras")
+    np.savez(folder / "data.npz", x_train=x[:240], y_train=y[:240], x_test=x[240:], y_test=y[240:])
+    np.savez(folder / "partial.npz", x_train=x[:240], y_train=y[:240], x_test=x[240:])
+
+
+def test_compress_end_to_end(tmp_path):
+    _compress_inputs(tmp_path)
+    out = tmp_path / "out"
+    result = run_tfopt("compress", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
+                       "--sparsity", "0.5", "--quantize", "int8", "--epochs", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tfopt compress: before / after" in result.stdout and "original (.keras)" in result.stdout
+    assert "pruned 50% + int8 QAT (.tflite)" in result.stdout
+    for name in ("compressed.keras", "compressed.tflite", "report.json", "report.md"):
+        assert (out / name).stat().st_size > 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["stages"][-1]["format"] == "tflite" and report["stages"][-1]["sparsity"] > 0.4
+
+
+def test_compress_names_missing_arrays_in_one_line(tmp_path):
+    _compress_inputs(tmp_path)
+    result = run_tfopt("compress", str(tmp_path / "model.keras"), "--data", str(tmp_path / "partial.npz"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("tfopt compress: error: argument --data:")
+    assert "lacks the array(s) y_test" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compress", "m.keras"], "the following arguments are required: --data"),
+        (["--sparsity", "1.5"], "argument --sparsity: must be a number in (0, 1), got 1.5"),
+        (["--structure", "2-4"], "argument --structure: must be N:M with 0 < N < M"),
+        (["--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+        (["--clusters", "1"], "argument --clusters: must be an integer >= 2, got 1"),
+        (["compress", "missing.keras", "--data", "d.npz"], "argument MODEL.keras: no .keras file at 'missing.keras'"),
+    ],
+)
+def test_compress_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    if argv[0] != "compress":
+        argv = ["compress", "m.keras", "--data", "d.npz", *argv]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("tfopt compress")
+
+
+def test_strategy_option_names_the_strategy_or_fails_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--strategy", "tpu", "--out", str(tmp_path), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("tfopt demo: error: argument --strategy: Argument `tpu` must name a TPU for name='tpu'")
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--strategy", "ring"])
+    assert "argument --strategy: invalid choice: 'ring'" in capsys.readouterr().err

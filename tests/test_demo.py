@@ -43,3 +43,18 @@ def test_report_table_and_chart(tmp_path):
     assert "| smaller | 97.00% | 1,000 | 200 | 4.0 KiB | 1.0 KiB | - | 1.0 | - |" in table
     demo.plot_report(rows, str(tmp_path / "chart.png"))
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pruned_stage_strips_to_80_percent_sparse_kernels():
+    import keras
+
+    from tfopt.compression import sparsity_report
+
+    ctx = demo.DemoContext(data=demo.load_digits(), epochs=4, seed=0)
+    demo.stage_baseline(ctx)
+    model = demo.stage_pruned(ctx)
+    assert all(type(layer).__module__.startswith("keras") for layer in model.layers)
+    assert sparsity_report(model)["total"]["sparsity"] == pytest.approx(0.8, abs=1e-3)
+    assert ctx.notes["pruned"]["weight_sparsity"] == pytest.approx(0.8, abs=1e-3)
+    assert measure_model(model, *ctx.data.test, measure_latency=False).accuracy >= 0.85
+    assert isinstance(ctx.baseline.layers[0], keras.layers.Conv2D)  # the baseline itself is left dense

@@ -29,6 +29,13 @@ _EXPORTS = {
     "DigitsSplit": "tfopt.data",
     "load_digits": "tfopt.data",
     "make_dataset": "tfopt.data",
+    "read_tfrecords": "tfopt.data",
+    "write_tfrecords": "tfopt.data",
+    # Fit speed.
+    "Candidate": "tfopt.acceleration",
+    "FitProfile": "tfopt.acceleration",
+    "diagnose_input": "tfopt.acceleration",
+    "profile_fit": "tfopt.acceleration",
     # Measurement.
     "ModelReport": "tfopt.compression",
     "measure_model": "tfopt.compression",
@@ -63,6 +70,30 @@ _EXPORTS = {
     "SWAEval": "tfopt.callbacks",
     "ScheduleFreeEval": "tfopt.callbacks",
     "recompute_batch_norm_statistics": "tfopt.callbacks",
+    # Pruning: the model-level functions, the schedules, and the callbacks.
+    "prune_low_magnitude": "tfopt.compression",
+    "strip_pruning": "tfopt.compression",
+    "sparsity_report": "tfopt.compression",
+    "ConstantSparsity": "tfopt.compression",
+    "PolynomialDecay": "tfopt.compression",
+    "UpdatePruningStep": "tfopt.callbacks",
+    "PruningSummaries": "tfopt.callbacks",
+    # Quantization, TFLite/LiteRT export, clustering, BatchNorm folding, and the compress pipeline.
+    "quantize_model": "tfopt.compression",
+    "export_tflite": "tfopt.compression",
+    "inspect_tflite": "tfopt.compression",
+    "evaluate_tflite": "tfopt.compression",
+    "cluster_weights": "tfopt.compression",
+    "strip_clustering": "tfopt.compression",
+    "fold_batch_norms": "tfopt.compression",
+    "compress": "tfopt.compression",
+    "QuantizeWrapper": "tfopt.layers",
+    "ClusterWeights": "tfopt.layers",
+    "QuantizableLayer": "tfopt.layers",
+    # Distribution: the strategy factory and its helpers (TensorFlow), and keras.distribution for JAX.
+    "get_strategy": "tfopt.strategies",
+    "describe_strategy": "tfopt.strategies",
+    "get_distribution": "tfopt.strategies",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,6 +1,8 @@
 """The `tfopt` command.
 
     tfopt demo [--out DIR] [--epochs N] [--seed S] [--quiet]
+    tfopt compress MODEL.keras --data DATA.npz [--sparsity S] [--structure N:M] [--quantize int8|float16|dynamic]
+                   [--clusters N] [--epochs E] [--out DIR]
 
 Bad arguments print one line, `tfopt <command>: error: ...`, and exit with status 2; never a traceback.
 """
@@ -71,7 +73,22 @@ def build_parser():
         help="seed of weights and shuffling (default: 0)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars; print only the final table")
+    demo.add_argument(
+        "--strategy",
+        choices=("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu"),
+        default="auto",
+        metavar="NAME",
+        help="tf.distribute strategy to train under (tfopt.strategies.get_strategy): auto, one_device, mirrored, "
+        "multi_worker_mirrored or tpu (default: auto)",
+    )
+    demo.add_argument(
+        "--fast",
+        action="store_true",
+        help="profile the demo model first (tfopt profile) and train the later stages with the fastest safe settings",
+    )
     demo.set_defaults(run=_run_demo, parser=demo)
+    _add_profile_command(commands)
+    _add_compress_command(commands)
     return parser
 
 
@@ -134,6 +151,17 @@ def _progress_callbacks(progress):
     return lambda stage: [EpochProgress(stage)]
 
 
+def _demo_strategy(args):
+    """The strategy `--strategy` names; a bad choice for this machine (no TPU, no cluster) is a one-line error."""
+    from tfopt.strategies import get_strategy
+
+    try:
+        strategy = get_strategy(args.strategy)
+    except ValueError as e:
+        args.parser.error(f"argument --strategy: {e}")
+    return strategy
+
+
 def _run_demo(args):
     _check_writable(args.parser, args.out)
     _import_keras_quietly()
@@ -142,11 +170,14 @@ def _run_demo(args):
     from rich.table import Table
 
     from tfopt import demo
+    from tfopt.strategies import describe_strategy
 
     # Piped output has no width; give the table room rather than truncating its cells.
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    strategy = _demo_strategy(args)
+    console.print(str(describe_strategy(strategy)), highlight=False, markup=False)
     if args.quiet:
-        rows = demo.run_demo(args.out, epochs=args.epochs, seed=args.seed)
+        rows = demo.run_demo(args.out, epochs=args.epochs, seed=args.seed, fast=args.fast, strategy=strategy)
     else:
         console.print(f"tfopt demo: {len(demo.STAGES)} stages, baseline {args.epochs} epochs, seed {args.seed}")
         columns = (
@@ -159,7 +190,12 @@ def _run_demo(args):
         )
         with Progress(*columns, console=console) as progress:
             rows = demo.run_demo(
-                args.out, epochs=args.epochs, seed=args.seed, make_callbacks=_progress_callbacks(progress)
+                args.out,
+                epochs=args.epochs,
+                seed=args.seed,
+                make_callbacks=_progress_callbacks(progress),
+                fast=args.fast,
+                strategy=strategy,
             )
     table = Table(title="tfopt demo: before / after")
     for key, title in demo.REPORT_COLUMNS:
@@ -168,6 +204,214 @@ def _run_demo(args):
         table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in demo.REPORT_COLUMNS))
     console.print(table)
     console.print(f"Wrote {os.path.join(args.out, 'report.json')}, report.md and accuracy_vs_size.png")
+    return 0
+
+
+def _add_profile_command(commands):
+    profile = commands.add_parser(
+        "profile",
+        help="measure which compile/fit settings train fastest on this machine, and whether they train as well",
+        description=(
+            "Times Keras's fit under candidate settings (XLA, steps_per_execution, mixed precision, tfopt's input "
+            "pipeline) in interleaved rounds, checks that each trains to the same loss, diagnoses the input "
+            "pipeline, and recommends the fastest safe configuration. Default: the demo CNN on the digits data. "
+            "Writes profile.json, profile.md and speedups.png under --out."
+        ),
+    )
+    profile.add_argument("--model", metavar="M.keras", help="a compiled Keras model saved with model.save")
+    profile.add_argument(
+        "--data", metavar="DATA.npz", help="NumPy archive with arrays 'x' and 'y' (default: the digits training split)"
+    )
+    profile.add_argument(
+        "--out", default="tfopt-profile", metavar="DIR", help="output folder (default: ./tfopt-profile)"
+    )
+    profile.add_argument(
+        "--batch-size", type=_int_in_range(1), default=32, metavar="B", help="batch size (default: 32)"
+    )
+    profile.add_argument(
+        "--steps", type=_int_in_range(1), default=None, metavar="N", help="train steps per timed epoch (default: 32)"
+    )
+    profile.add_argument(
+        "--rounds", type=_int_in_range(3), default=5, metavar="R", help="interleaved timed rounds (default: 5)"
+    )
+    profile.add_argument("--seed", type=_int_in_range(0, 2**32 - 1), default=0, metavar="S", help="seed (default: 0)")
+    profile.add_argument("--quiet", action="store_true", help="no progress bar; print only the table")
+    profile.set_defaults(run=_run_profile, parser=profile)
+
+
+def _profile_inputs(args):
+    """The model builder and the arrays for `tfopt profile`; a bad file is a one-line error (exit 2)."""
+    import numpy as np
+
+    parser = args.parser
+    if args.data is not None:
+        try:
+            with np.load(args.data) as archive:
+                x, y = archive["x"], archive["y"]
+        except (OSError, ValueError) as e:
+            parser.error(f"argument --data: cannot read {args.data!r}: {e}")
+        except KeyError:
+            parser.error(f"argument --data: {args.data!r} must hold arrays named 'x' and 'y'")
+        if len(x) != len(y) or len(x) < args.batch_size:
+            parser.error(
+                f"argument --data: 'x' and 'y' must hold the same number of examples, at least one batch "
+                f"({args.batch_size}); got {len(x)} and {len(y)}"
+            )
+    else:
+        from tfopt.data import load_digits
+
+        x, y = load_digits().train
+    import keras
+
+    if args.model is not None:
+        try:
+            model = keras.models.load_model(args.model)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input, reported in one line
+            parser.error(f"argument --model: cannot load {args.model!r}: {str(e).splitlines()[0] if str(e) else e}")
+        if not model.compiled or model.loss is None:
+            parser.error(f"argument --model: {args.model!r} was saved uncompiled; compile it with a loss first")
+
+        def model_fn():
+            return keras.models.load_model(args.model)
+
+    else:
+        from tfopt.demo import build_demo_cnn
+
+        classes = int(np.max(y)) + 1
+
+        def model_fn():
+            model = build_demo_cnn(tuple(x.shape[1:]), classes)
+            model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+    return model_fn, x, y
+
+
+def _run_profile(args):
+    _check_writable(args.parser, args.out)
+    _import_keras_quietly()
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tfopt.acceleration import profile_fit
+
+    model_fn, x, y = _profile_inputs(args)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    kwargs = {"batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "seed": args.seed}
+    try:
+        if args.quiet:
+            result = profile_fit(model_fn, x, y, **kwargs)
+        else:
+            columns = (
+                TextColumn("{task.description:<24}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("epochs"),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("profiling", total=None)
+
+                def on_epoch(description, done, total):
+                    progress.update(task, description=description, completed=done, total=total)
+
+                result = profile_fit(model_fn, x, y, progress=on_epoch, **kwargs)
+    except (TypeError, ValueError) as e:
+        args.parser.error(str(e).splitlines()[0])
+    with open(os.path.join(args.out, "profile.json"), "w") as f:
+        f.write(result.to_json())
+    with open(os.path.join(args.out, "profile.md"), "w") as f:
+        f.write(f"# tfopt profile\n\n{result.meta['hardware_description']}\n\n{result.table()}")
+    result.plot(os.path.join(args.out, "speedups.png"))
+    console.print(Markdown(result.table()))
+    console.print(f"Best: {result.best}")
+    console.print(f"Wrote {os.path.join(args.out, 'profile.json')}, profile.md and speedups.png")
+    return 0
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {value}")
+    return value
+
+
+def _structure(text):
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
+        raise argparse.ArgumentTypeError(f"must be N:M with 0 < N < M (N non-zeros in every M weights), got {text!r}")
+    return text
+
+
+def _add_compress_command(commands):
+    compress = commands.add_parser(
+        "compress",
+        help="fine-tune and compress your own .keras model on your data; write the compressed .keras, .tflite and "
+        "a before/after report",
+        description=(
+            "Loads MODEL.keras and the arrays x_train, y_train, x_test, y_test from DATA.npz, then fine-tunes and "
+            "compresses: pruning (--sparsity or --structure), clustering (--clusters), quantization-aware training "
+            "(--quantize int8; float16 and dynamic quantize at conversion). Writes compressed.keras, "
+            "compressed.tflite, report.json and report.md (the original and compressed model as .keras and "
+            ".tflite: accuracy, parameters, non-zeros, size, gzip size, latency) under --out."
+        ),
+    )
+    compress.add_argument("model", metavar="MODEL.keras", help="the trained model to compress")
+    compress.add_argument("--data", required=True, metavar="DATA.npz", help="arrays x_train, y_train, x_test, y_test")
+    compress.add_argument("--sparsity", type=_fraction, metavar="S", help="prune to this fraction of zero weights")
+    compress.add_argument("--structure", type=_structure, metavar="N:M", help="N:M structured sparsity, e.g. 2:4")
+    compress.add_argument("--quantize", choices=("int8", "float16", "dynamic"), help="quantization of the .tflite")
+    compress.add_argument("--clusters", type=_int_in_range(2), metavar="N", help="shared values per kernel")
+    compress.add_argument(
+        "--epochs", type=_int_in_range(0), default=2, metavar="E", help="fine-tuning epochs per step (default: 2)"
+    )
+    compress.add_argument(
+        "--out", default="tfopt-compress", metavar="DIR", help="output folder (default: ./tfopt-compress)"
+    )
+    compress.set_defaults(run=_run_compress, parser=compress)
+
+
+def _run_compress(args):
+    parser = args.parser
+    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
+        parser.error(f"argument MODEL.keras: no .keras file at {args.model!r}")
+    if not os.path.isfile(args.data):
+        parser.error(f"argument --data: no file at {args.data!r}")
+    _check_writable(parser, args.out)
+    _import_keras_quietly()
+    from rich.console import Console
+    from rich.table import Table
+
+    from tfopt import demo
+    from tfopt.compression.compress import compress, load_data
+
+    try:
+        data = load_data(args.data)
+    except ValueError as e:
+        parser.error(f"argument --data: {str(e).removeprefix('Argument `data`: ')}")
+    rows = compress(
+        args.model,
+        data,
+        args.out,
+        sparsity=args.sparsity,
+        structure=args.structure,
+        quantize=args.quantize,
+        clusters=args.clusters,
+        epochs=args.epochs,
+    )
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title="tfopt compress: before / after")
+    columns = [(key, title) for key, title in demo.REPORT_COLUMNS if key != "epochs_to_baseline"]
+    for key, title in columns:
+        table.add_column(title, justify="left" if key == "stage" else "right", no_wrap=key == "stage")
+    for row in rows:
+        table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in columns))
+    console.print(table)
+    console.print(f"Wrote compressed.keras, compressed.tflite, report.json and report.md to {args.out}")
     return 0
 
 

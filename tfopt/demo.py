@@ -6,6 +6,7 @@ pruning, quantization, distillation, ...) adds its stage here. `measure_model` i
 the same test data, so rows compare like with like.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -60,17 +61,34 @@ class DemoContext:
     baseline: keras.Model | None = None
     baseline_val_accuracy: float | None = None
     notes: dict = field(default_factory=dict)
+    # `compile` settings from `FitProfile.best` (`tfopt demo --fast`), used by every stage after the baseline.
+    compile_kwargs: dict = field(default_factory=dict)
+    # Each finished stage's model (or .tflite path) by stage name, and the folder its files go to.
+    models: dict = field(default_factory=dict)
+    out_dir: str | None = None
+    # The tf.distribute strategy every stage builds and compiles its models under (`tfopt demo --strategy`).
+    strategy: object = None
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def fresh_model(self):
         """The baseline architecture with the same initial weights every call (seeded)."""
         keras.utils.set_random_seed(self.seed)
-        return build_demo_cnn(self.data.input_shape, self.data.num_classes)
+        with self.scope():
+            return build_demo_cnn(self.data.input_shape, self.data.num_classes)
 
     def compile(self, model, optimizer=None):
+        with self.scope():
+            self._compile(model, optimizer)
+        return model
+
+    def _compile(self, model, optimizer):
         model.compile(
             optimizer=optimizer or keras.optimizers.Adam(1e-3),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            **self.compile_kwargs,
         )
         return model
 
@@ -144,6 +162,37 @@ def stage_optimizer(ctx):
     return model
 
 
+PRUNED_SPARSITY = 0.8
+
+
+def stage_pruned(ctx):
+    """Gradual magnitude pruning of the trained baseline to 80% sparsity, with fine-tuning; the stripped model.
+
+    One magnitude threshold across all layers (`pruning_scope="global"`): the large Dense layer, which holds most
+    of the parameters and most of the redundancy, is pruned harder than the small convolutions. Sparsity rises on
+    Zhu & Gupta's cubic schedule over the first 60% of half the baseline's epochs; the rest fine-tunes at the
+    final masks. `benchmarks/pruning.py` compares this recipe with tfmot over seeds.
+    """
+    from tfopt.compression import PolynomialDecay, prune_low_magnitude, sparsity_report, strip_pruning
+
+    epochs = max(1, ctx.epochs // 2)
+    end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
+    schedule = PolynomialDecay(0.0, PRUNED_SPARSITY, begin_step=0, end_step=end_step, frequency=max(1, end_step // 20))
+    keras.utils.set_random_seed(ctx.seed)
+    model = ctx.compile(prune_low_magnitude(ctx.baseline, schedule, pruning_scope="global"))
+    model.fit(
+        *ctx.data.train,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        validation_data=ctx.data.validation,
+        callbacks=ctx.callbacks,
+        verbose=0,
+    )
+    stripped = strip_pruning(model)
+    ctx.notes["pruned"] = {"weight_sparsity": sparsity_report(stripped)["total"]["sparsity"]}
+    return stripped
+
+
 class _EpochLog(keras.callbacks.Callback):
     """Keeps every epoch's logs of one stage, whatever the stage does with its own History."""
 
@@ -162,16 +211,120 @@ class _EpochLog(keras.callbacks.Callback):
         return None
 
 
+QAT_EPOCHS = 2
+CLUSTERS = 16
+
+
+def _tflite_path(ctx, name):
+    folder = os.path.join(ctx.out_dir or ".", "tflite")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{name}.tflite")
+
+
+def _fine_tune(ctx, model, learning_rate, epochs):
+    """A few epochs at a small learning rate, as compression fine-tuning does."""
+    keras.utils.set_random_seed(ctx.seed)
+    ctx.compile(model, keras.optimizers.Adam(learning_rate))
+    model.fit(
+        *ctx.data.train,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        validation_data=ctx.data.validation,
+        callbacks=ctx.callbacks,
+        verbose=0,
+    )
+    return model
+
+
+def stage_int8_post_training(ctx):
+    """The baseline as a full-integer int8 TFLite file, calibrated on training images (no fine-tuning)."""
+    from tfopt.compression import export_tflite
+
+    return export_tflite(
+        ctx.baseline, _tflite_path(ctx, "int8_post_training"), "int8", representative_data=ctx.data.x_train
+    )
+
+
+def stage_int8_qat(ctx):
+    """Quantization-aware fine-tuning of the baseline (int8 weights per channel, int8 activations), exported as a
+    full-integer int8 TFLite file with the ranges it learned."""
+    from tfopt.compression import export_tflite, quantize_model
+
+    model = _fine_tune(ctx, quantize_model(ctx.baseline), 1e-4, QAT_EPOCHS)
+    return export_tflite(model, _tflite_path(ctx, "int8_qat"), "int8")
+
+
+def stage_clustered(ctx):
+    """Weight sharing: each kernel of the baseline fine-tuned around 16 trainable centroids, then stripped to a
+    plain model whose kernels hold at most 16 distinct values (it compresses: see the gzip column)."""
+    from tfopt.compression import cluster_weights, strip_clustering
+
+    return strip_clustering(_fine_tune(ctx, cluster_weights(ctx.baseline, CLUSTERS), 1e-4, QAT_EPOCHS))
+
+
+def build_demo_cnn_bn(input_shape=(8, 8, 1), num_classes=10):
+    """The demo CNN with BatchNormalization after each convolution (bias-free convolutions)."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Conv2D(32, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Conv2D(64, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.25),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="demo_cnn_bn",
+    )
+
+
+def stage_folded(ctx):
+    """The demo CNN with BatchNormalization, trained for half the baseline's epochs, then each BatchNormalization
+    folded into the convolution before it: the same outputs with two layers (and their statistics) fewer."""
+    import numpy as np
+
+    from tfopt.compression import fold_batch_norms
+
+    keras.utils.set_random_seed(ctx.seed)
+    model = build_demo_cnn_bn(ctx.data.input_shape, ctx.data.num_classes)
+    model = _fine_tune(ctx, model, 1e-3, max(1, ctx.epochs // 2))
+    folded = fold_batch_norms(model)
+    x = ctx.data.x_test
+    difference = float(np.abs(folded.predict(x, verbose=0) - model.predict(x, verbose=0)).max())
+    ctx.notes["folded"] = {"max_abs_difference": difference, "params_before_folding": model.count_params()}
+    return folded
+
+
+def stage_pruned_int8(ctx):
+    """The pruned stage's model, fine-tuned with sparsity-preserving QAT and exported as a full-integer int8
+    file: int8 (4x smaller than float32) on top of the zeros that gzip compresses."""
+    from tfopt.compression import export_tflite, quantize_model
+
+    model = _fine_tune(ctx, quantize_model(ctx.models["pruned"]), 1e-4, QAT_EPOCHS)
+    return export_tflite(model, _tflite_path(ctx, "pruned_int8"), "int8")
+
+
 # (name, function), run in order; the baseline comes first.
 STAGES = [
     ("baseline", stage_baseline),
     ("tf.data pipeline", stage_data_pipeline),
     ("schedule", stage_schedule),
     ("optimizer", stage_optimizer),
+    ("pruned", stage_pruned),
+    ("int8 (post-training)", stage_int8_post_training),
+    ("int8 (QAT)", stage_int8_qat),
+    ("clustered", stage_clustered),
+    ("folded", stage_folded),
+    ("pruned + int8", stage_pruned_int8),
 ]
 
 
-def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=None):
+def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=None, fast=False, strategy=None):
     """Runs every stage, measures its model on the test split, and writes report.json, report.md and the chart.
 
     Args:
@@ -180,19 +333,31 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
         seed: seed of the weights' initialisation and the shuffles (the data split itself is fixed).
         make_callbacks: optional `make_callbacks(stage_name) -> list` of Keras callbacks (progress display).
         on_stage_end: optional `on_stage_end(row)` called after each stage is measured.
+        fast: profile the demo model first (`tfopt.acceleration.profile_fit`, written to profile.json) and compile
+            every stage after the baseline with `FitProfile.best`'s settings. Default False.
+        strategy: a `tf.distribute.Strategy` (`tfopt.strategies.get_strategy`) every stage builds and compiles its
+            models under; None trains without one. Default None.
 
     Returns:
         The list of report rows (dicts), baseline first.
     """
     os.makedirs(out_dir, exist_ok=True)
     ctx = DemoContext(data=load_digits(), epochs=epochs, seed=seed)
+    ctx.out_dir = out_dir
+    ctx.strategy = strategy
+    fast_compile_kwargs = _profile_demo(ctx, out_dir) if fast else {}
     rows = []
     for name, stage in STAGES:
         log = _EpochLog()
         ctx.callbacks = [log, *(make_callbacks(name) if make_callbacks else [])]
         start = time.perf_counter()
-        model = stage(ctx)
+        # The whole stage runs in the strategy's scope: Keras optimizers, wrappers and clones create variables
+        # when they are constructed, and variables made outside the scope cannot train inside it.
+        with ctx.scope():
+            model = stage(ctx)
         train_seconds = time.perf_counter() - start
+        ctx.models[name] = model
+        ctx.compile_kwargs = fast_compile_kwargs
         if ctx.baseline_val_accuracy is None:
             # The bar every later stage is held to: the baseline's final validation accuracy.
             ctx.baseline_val_accuracy = log.epochs[-1]["val_accuracy"]
@@ -210,6 +375,17 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
             on_stage_end(row)
     write_report(rows, out_dir, epochs=epochs, seed=seed, baseline_val_accuracy=ctx.baseline_val_accuracy)
     return rows
+
+
+def _profile_demo(ctx, out_dir):
+    """Profiles the demo model's `fit` once; returns `FitProfile.best`'s compile settings (also saved as JSON)."""
+    from tfopt.acceleration import profile_fit
+
+    profile = profile_fit(lambda: ctx.compile(ctx.fresh_model()), *ctx.data.train, batch_size=BATCH_SIZE, seed=ctx.seed)
+    with open(os.path.join(out_dir, "profile.json"), "w") as f:
+        f.write(profile.to_json())
+    ctx.notes["baseline"] = {"fast_compile": profile.best["compile"]}
+    return profile.best["compile"]
 
 
 def format_cell(key, value):

@@ -259,7 +259,8 @@ def test_zero_learning_rate_step_changes_nothing():
     variables = make_variables()
     optimizer = Prodigy()
     run(optimizer, random_gradients(3), variables)
-    state = variables + [v for v in optimizer.variables if v.name not in ("iteration", "learning_rate", "dlr", "d_step")]
+    scratch = ("iteration", "learning_rate", "dlr", "d_step")
+    state = variables + [v for v in optimizer.variables if v.name not in scratch]
     before = [keras.ops.convert_to_numpy(v).copy() for v in state]
     optimizer.learning_rate = 0.0
     run(optimizer, random_gradients(2, seed=9), variables)
