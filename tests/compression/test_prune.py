@@ -174,10 +174,18 @@ def test_global_scope_shares_one_threshold_and_hits_the_total_sparsity():
     pruned, _ = train_pruned(all_layers_model(), pruning_schedule=ConstantSparsity(0.8, 1, frequency=1),
                              pruning_scope="global")
     report = sparsity_report(pruned)
-    thresholds = {row["threshold"] for row in report["layers"]}
-    assert len(thresholds) == 1
+    shared = max(row["threshold"] for row in report["layers"])
+    at_floor = [row for row in report["layers"] if row["threshold"] != shared]
+    # The embedding's and the wide head's small initial weights would all fall below the shared threshold: each
+    # keeps its 1% floor.
+    wrapped = {layer.name: type(layer.layer).__name__ for layer in pruned.layers
+               if isinstance(layer, PruneLowMagnitude)}
+    assert sorted(wrapped[row["layer"]] for row in at_floor) == ["Dense", "Embedding"]  # the head and the embedding
+    for row in at_floor:
+        assert row["threshold"] < shared
+        assert row["nonzero"] == max(round(0.01 * row["size"]), 1)
     total = report["total"]
-    assert total["nonzero"] == round(total["size"] * 0.2)
+    assert total["nonzero"] - sum(row["nonzero"] for row in at_floor) == round(total["size"] * 0.2)
     sparsities = [row["sparsity"] for row in report["layers"]]
     assert max(sparsities) - min(sparsities) > 0.1  # layers differ: the threshold is shared, not the sparsity
 
@@ -568,3 +576,49 @@ def test_global_scope_needs_one_schedule():
     b = PruneLowMagnitude(keras.layers.Dense(2), ConstantSparsity(0.6, 0), pruning_scope="global")
     with pytest.raises(ValueError, match="Argument `pruning_schedule` must be the same for every layer"):
         link_global([a, b])
+
+
+def tiny_head_model():
+    """A large first layer and two small layers whose weights are all far below the large layer's."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(50, name="big"),
+                              keras.layers.Dense(6, name="small"), keras.layers.Dense(2, name="tiny")])
+    rng = np.random.default_rng(3)
+    model.get_layer("big").kernel.assign(rng.uniform(1.0, 2.0, (40, 50)).astype("float32"))
+    model.get_layer("small").kernel.assign(rng.uniform(1e-3, 2e-3, (50, 6)).astype("float32"))
+    model.get_layer("tiny").kernel.assign(rng.uniform(1e-3, 2e-3, (6, 2)).astype("float32"))
+    return model
+
+
+def test_global_scope_never_empties_a_layer():
+    pruned = prune_low_magnitude(tiny_head_model(), ConstantSparsity(0.9, 1, frequency=1), pruning_scope="global")
+    pruned.compile(keras.optimizers.SGD(0.0), "mse")
+    x = np.ones((4, 40), "float32")
+    pruned.fit(x, np.zeros((4, 2), "float32"), batch_size=4, verbose=0)
+    nonzero = {row["layer"]: row["nonzero"] for row in sparsity_report(strip_pruning(pruned))["layers"]}
+    # The shared threshold keeps round(0.1 * 2312) = 231 weights, all in `big`; the floor keeps
+    # max(round(0.01 * n), 1) of each small layer: 3 of 300 and 1 of 12.
+    assert nonzero == {"big": 231, "small": 3, "tiny": 1}
+
+
+def test_global_floor_keeps_the_largest_weights_of_a_small_layer():
+    model = tiny_head_model()
+    small = ops.convert_to_numpy(model.get_layer("small").kernel)
+    pruned = prune_low_magnitude(model, ConstantSparsity(0.9, 1, frequency=1), pruning_scope="global")
+    pruned.compile(keras.optimizers.SGD(0.0), "mse")
+    pruned.fit(np.ones((4, 40), "float32"), np.zeros((4, 2), "float32"), batch_size=4, verbose=0)
+    kept = ops.convert_to_numpy(strip_pruning(pruned).get_layer("small").kernel)
+    expected = np.where(np.abs(small) >= np.sort(np.abs(small).ravel())[-3], small, 0.0)
+    np.testing.assert_array_equal(kept, expected)
+    row = [r for r in sparsity_report(pruned)["layers"] if r["layer"].endswith("small")][0]
+    assert row["threshold"] == pytest.approx(float(np.sort(np.abs(small).ravel())[-3]), rel=1e-6)
+
+
+def test_global_floor_does_not_change_a_layer_above_it():
+    # Every layer keeps more than 1% under the shared threshold: one threshold, the exact total sparsity.
+    pruned = prune_low_magnitude(small_model(), ConstantSparsity(0.9, 1, frequency=1), pruning_scope="global")
+    pruned.compile(keras.optimizers.SGD(0.0), "mse")
+    pruned.fit(*small_data(), batch_size=64, verbose=0)
+    report = sparsity_report(pruned)
+    assert len({row["threshold"] for row in report["layers"]}) == 1
+    assert report["total"]["nonzero"] == round(report["total"]["size"] * 0.1)

@@ -19,6 +19,13 @@ class PolynomialDecay(PruningSchedule):
         sparsity(t)    = final_sparsity + (initial_sparsity - final_sparsity) * (1 - p(t)) ** power
         should_prune(t) = begin_step <= t <= end_step  and  (t - begin_step) mod frequency == 0
 
+    Recipe (tfopt's, measured in benchmarks/pruning.py): fine-tune a trained model with its usual optimizer and
+    learning rate, end the pruning at about 60% of the fine-tuning steps, and for 90% sparsity or more on a small
+    model use a small `frequency` (1 to 10 steps). With few, coarse pruning steps each one removes a large share of
+    the weights still left (85% -> 88% sparsity removes a fifth of them), which can cut the network more than the
+    remaining steps repair: with 20 pruning steps one seed of the digits CNN lost 9 points at 90% sparsity, with a
+    mask update at every step it lost 2.
+
     Args:
         initial_sparsity: sparsity at `begin_step`, in [0, 1).
         final_sparsity: sparsity from `end_step` on, in [0, 1).

@@ -47,7 +47,9 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), spar
         block_size: `(rows, cols)` blocks over the last two axes of each weight, pruned whole. Default (1, 1).
         sparsity_m_by_n: `(N, M)`: at most N non-zeros in every M consecutive weights along the input-channel
             axis, e.g. (2, 4); None (default) for magnitude pruning to the schedule's sparsity.
-        pruning_scope: "layer" (default) or "global": one magnitude threshold across all wrapped layers.
+        pruning_scope: "layer" (default) or "global": one magnitude threshold across all wrapped layers. Global
+            pruning never empties a layer: each pruned weight keeps at least 1% of its weights (and at least one),
+            even where the shared threshold would remove more; the total sparsity is then slightly below target.
         skip_unsupported: leave layers that cannot be pruned dense instead of raising. Default False.
 
     Returns:

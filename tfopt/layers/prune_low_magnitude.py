@@ -11,6 +11,8 @@ from tfopt.compression.pruning_schedule import PruningSchedule
 from tfopt.layers import _pruning_masks as masks
 
 SCOPES = ("layer", "global")
+# pruning_scope="global": each pruned weight keeps at least 1% of its weights (or blocks), and at least one.
+GLOBAL_MAX_SPARSITY = 0.99
 
 # Built-in layers: which attributes hold the weights to prune, and the input-channel axis N:M groups along
 # (the reduction axis of the layer's matrix product, the axis sparse tensor cores need).
@@ -172,7 +174,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
         score    = |w * mask|                              (unstructured), or the mean of |w * mask| per block
         T        = the k-th largest score, k = max(round(n (1 - s(t))), 1) over the layer's n scores
-                   (over every wrapped layer's scores with pruning_scope="global")
+                   (over every wrapped layer's scores with pruning_scope="global", then lowered for a weight
+                   to its own k_min-th largest score, k_min = max(round(0.01 n_w), 1) of its n_w scores: global
+                   pruning never removes more than 99% of a weight, so no layer is emptied)
         mask     = score >= T
         N:M      : keep the N largest |w * mask| in every M consecutive weights along the input-channel axis
 
@@ -187,7 +191,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         sparsity_m_by_n: `(N, M)`: at most N non-zeros in every M consecutive weights along the input-channel
             axis (2:4 is `(2, 4)`), or None (default).
         pruning_scope: "layer" (default): a threshold per weight; "global": one threshold across every layer
-            wrapped in the same `prune_low_magnitude` call.
+            wrapped in the same `prune_low_magnitude` call, with a floor: each weight keeps at least 1% of its
+            weights (and at least one), so the total sparsity can end slightly below the schedule's.
         global_group: set by `prune_low_magnitude` for pruning_scope="global" and saved in the config so a loaded
             model relinks its layers; leave it None.
         **kwargs: base layer arguments (`name`, ...).
@@ -291,7 +296,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if self.pruning_scope == "global":
             everyone = [score for peer in self._peer_list() for score in (own if peer is self else peer._scores())]
             shared = masks.threshold(everyone, sparsity)
-            thresholds = [shared] * len(own)
+            # The floor: a weight never loses more than GLOBAL_MAX_SPARSITY of its scores to the shared threshold,
+            # so a small layer is never emptied (a layer without weights cuts the network).
+            thresholds = [ops.minimum(shared, masks.threshold([score], GLOBAL_MAX_SPARSITY)) for score in own]
         else:
             thresholds = [masks.threshold([score], sparsity) for score in own]
         new = [
