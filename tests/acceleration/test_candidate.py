@@ -46,12 +46,12 @@ def test_auto_on_a_tensorflow_cpu():
         "steps_per_execution_8",
         "steps_per_execution_32",
         "tfopt_pipeline",
-        "mixed_bfloat16_jit",
     ]
     assert set(left_out) == {
         "no_jit_compile",
         "mixed_float16",
         "mixed_bfloat16",
+        "mixed_bfloat16_jit",
         "batch_x2_linear",
         "batch_x2_sqrt",
         "batch_x4_linear",
@@ -68,7 +68,7 @@ def test_auto_on_an_ampere_gpu_keeps_both_mixed_precisions_and_tries_xla_off():
 def test_auto_on_a_volta_gpu_leaves_out_bfloat16_xla_and_jax_never_runs_eagerly():
     volta = Hardware(backend="tensorflow", device="gpu", compute_capability=(7, 0), cpu_count=8)
     names = [c.name for c in auto_candidates(volta)[0]]
-    assert "mixed_float16" in names and "mixed_bfloat16" not in names
+    assert "mixed_float16" in names and "mixed_bfloat16" not in names and "mixed_bfloat16_jit" not in names
     chosen, left_out = auto_candidates(_cpu("jax"))
     assert "no_jit_compile" in left_out and "eagerly" in left_out["no_jit_compile"]
 

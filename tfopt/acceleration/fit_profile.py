@@ -23,6 +23,8 @@ def _cell(key, row):
             return "**recommended**"
         if not row.get("loss_ok"):
             return "trains worse (flagged)"
+        if row.get("pruned_after"):
+            return f"clearly slower (timing stopped after {row['pruned_after']} rounds)"
         if row.get("speedup", 1.0) > 1.0 and not row.get("significant"):
             return "within noise"
         return "faster" if row.get("significant") else "not faster"
@@ -50,10 +52,12 @@ class FitProfile:
             (1: every candidate interleaved; 2: the combination of the winners, interleaved against the defaults
             and the fastest single change), `steps` and `batch_size` of a timed epoch, `compile_s` (first epoch
             minus a timed one), `step_ms` and `step_iqr_ms` (median and interquartile range per step),
-            `examples_per_s`, `speedup` (examples/s against Keras's defaults of the same phase), `significant`
+            `examples_per_s`, `pruned_after` (the rounds a clearly slower row was timed before it stopped, or
+            None), `speedup` (examples/s against Keras's defaults of the same phase), `significant`
             (faster than the defaults by more than the spread of both rows), `loss` (mean training loss of the
-            last epoch, all rows after the same number of epochs from the same initial weights), `loss_ok`
-            (within `loss_tolerance` of the float32 defaults run), `recommended`, `epoch_seconds` (every sample).
+            last epoch, from the same initial weights), `losses` (every epoch's, the compiling one first),
+            `loss_ok` (within `loss_tolerance` of the float32 defaults run after as many epochs), `recommended`,
+            `epoch_seconds` (every sample).
         best_name: the recommended row's name ("defaults" when nothing is reliably faster).
         notes: plain sentences: the recommendation, noise, flagged rows.
         left_out: built-in candidates "auto" did not run, name -> reason.

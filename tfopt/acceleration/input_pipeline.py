@@ -99,11 +99,16 @@ def _diagnose(model, data, *, rounds, warmup, seed, on_call=None):
     feeds = [data.step_alone_feed(), data.feed("given", seed=seed), data.feed("tfopt", seed=seed)]
     fns = [data.input_alone(seed)] + [lambda feed=feed: feed.fit_epoch(model, clock) for feed in feeds]
     timings = time_interleaved(fns, repeats=rounds, warmup=warmup, self_timed=True, on_call=on_call)
-    per_step = [t.median / data.steps for t in timings]
-    input_s, step_s, e2e_s, improved_s = per_step
+    input_s, step_s, e2e_s, improved_s = (t.median / data.steps for t in timings)
+    return diagnosis_from_seconds(data.batch_size, input_s, step_s, e2e_s, improved_s)
+
+
+def diagnosis_from_seconds(batch_size, input_s, step_s, e2e_s, improved_s):
+    """The `InputDiagnosis` of four median seconds per batch: input alone, step alone, end to end, improved."""
     waiting = waiting_fraction(step_s, e2e_s)
     improved = waiting_fraction(step_s, improved_s)
     names = ("input", "step", "end_to_end", "improved")
+    per_step = (input_s, step_s, e2e_s, improved_s)
     return InputDiagnosis(
         input_ms=1e3 * input_s,
         step_ms=1e3 * step_s,
@@ -111,6 +116,6 @@ def _diagnose(model, data, *, rounds, warmup, seed, on_call=None):
         improved_ms=1e3 * improved_s,
         waiting_fraction=waiting,
         improved_waiting_fraction=improved,
-        examples_per_second={k: data.batch_size / s for k, s in zip(names, per_step)},
+        examples_per_second={k: batch_size / max(s, 1e-12) for k, s in zip(names, per_step)},
         verdict=verdict(waiting, improved),
     )

@@ -1,6 +1,7 @@
 """`profile_fit`: times ways of running `fit` on the model and machine at hand and recommends the fastest safe one."""
 
 import math
+import statistics
 import time
 
 import keras
@@ -10,11 +11,28 @@ from tfopt.acceleration._epochs import EpochClock, ProfileData, _check_int
 from tfopt.acceleration.candidate import Candidate, auto_candidates
 from tfopt.acceleration.fit_profile import FitProfile
 from tfopt.acceleration.hardware import detect_hardware
-from tfopt.acceleration.input_pipeline import _diagnose
+from tfopt.acceleration.input_pipeline import diagnosis_from_seconds
 
 # Fields merged into the "combined" candidate; batch size and learning rate change the optimization, not only the
 # speed, so they are never merged on their own.
 _MERGED = ("jit_compile", "steps_per_execution", "dtype_policy", "input_pipeline")
+
+# A candidate stops being timed after PRUNE_AFTER rounds when every one of its epochs so far was slower than the
+# defaults' slowest and its median is PRUNE_RATIO times the defaults' or more: it cannot win, and its remaining
+# rounds are most of the profile's cost (XLA on a CPU, steps_per_execution on a small model).
+PRUNE_AFTER = 2
+PRUNE_RATIO = 1.25
+# A safe row this much faster than the defaults, but within the noise, is timed for more rounds before deciding.
+EXTEND_SPEEDUP = 1.1
+
+DATASET_CACHE_NOTE = (
+    "tfopt_pipeline on a tf.data.Dataset is `dataset.cache().prefetch(tf.data.AUTOTUNE)`: after the first epoch "
+    "every later epoch replays the first one's batches without running the dataset's map again, in the same "
+    "order. That is exact when the map is deterministic (decoding, resizing, normalising); random augmentation "
+    "or a per-epoch shuffle must move after cache() (`ds.map(decode).cache().shuffle(n).map(augment, "
+    "num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)`), and a map that stays per-epoch gains only "
+    "from num_parallel_calls, which the profiler cannot add to a dataset it is given."
+)
 
 
 def profile_fit(
@@ -25,7 +43,7 @@ def profile_fit(
     batch_size=None,
     candidates="auto",
     steps=None,
-    warmup=1,
+    warmup=0,
     rounds=5,
     seed=0,
     loss_tolerance=0.25,
@@ -41,13 +59,16 @@ def profile_fit(
     the first one, and trains on the same `steps` batches. Each candidate first runs one untimed epoch (it
     compiles; `compile_s` is that epoch minus a timed one) and `warmup` more; then all candidates run `rounds`
     epochs in interleaved rounds (A, B, C, C, B, A, ...), so that the machine's drift touches every row alike.
-    Each row reports the median and interquartile range (IQR) of its epochs. With `m` the median seconds per
+    After two timed rounds a candidate whose every epoch was slower than the defaults' slowest, with a median
+    1.25x the defaults' or more, stops being timed (`pruned_after`: it cannot win, and on a CPU such rows, XLA
+    above all, would be most of the profile's cost); its loss is checked against the defaults' after as many
+    epochs. Each row reports the median and interquartile range (IQR) of its epochs. With `m` the median seconds per
     example and `q` the IQR per example,
 
         speedup_c = m_defaults / m_c,        significant_c = (m_defaults - m_c) > max(q_defaults, q_c),
 
-    and the loss check compares the mean training loss `L` of the last epoch (every row after the same number of
-    epochs from the same weights): `loss_ok_c = L_c <= L_defaults * (1 + loss_tolerance)`.
+    and the loss check compares the mean training loss `L` of a row's last epoch with the defaults' after the same
+    number of epochs from the same weights: `loss_ok_c = L_c <= L_defaults * (1 + loss_tolerance)`.
     `best` is the fastest row that is both significant and `loss_ok`; when no row is, it stays Keras's defaults
     and the profile says whether the machine was too noisy to tell. When several single changes win, their
     combination is measured too (interleaved against the defaults and the fastest single change) and recommended
@@ -68,7 +89,8 @@ def profile_fit(
             dicts of `Candidate` fields and `Candidate` objects. "defaults" is always measured (added first).
         steps: train steps per timed epoch, an integer >= 1. Default: 32, or the number of full batches in the
             data when fewer.
-        warmup: untimed epochs per candidate after the compiling one, an integer >= 0. Default 1.
+        warmup: untimed epochs per candidate after the compiling one, an integer >= 0. Default 0: the compiling
+            epoch already warms up (traces, compiles, fills a cache), and the timed rounds alternate their order.
         rounds: timed interleaved rounds, an integer >= 3. Default 5.
         seed: seed of the initial weights and of every epoch's shuffle. Default 0.
         loss_tolerance: relative tolerance of the loss check, a number >= 0. Default 0.25 (runs that differ only in
@@ -76,7 +98,9 @@ def profile_fit(
         compile_kwargs: keyword arguments for `compile` (loss, optimizer, metrics) when `model_fn` returns an
             uncompiled model; they override the model's own when both exist. Default None.
         combine: measure the combination of the winning single changes. Default True.
-        input_diagnosis: diagnose the input pipeline (see `diagnose_input`) on the defaults' model. Default True.
+        input_diagnosis: diagnose the input pipeline (see `diagnose_input`) within the same interleaved rounds:
+            the defaults' row is the end-to-end step, the tfopt_pipeline row the improved one, and the input alone
+            and the step alone (on a copy of the defaults' model) are timed beside them. Default True.
         progress: optional `progress(description, done, total)` called after every epoch.
 
     Returns:
@@ -103,20 +127,37 @@ def profile_fit(
     counter.expect(len(chosen) * (1 + warmup + rounds))
     builder = _Builder(model_fn, compile_kwargs, seed)
     runs = [_Run(c, builder.build(c), data, seed) for c in chosen]
+    probes = _DiagnosisProbes(runs, data, seed) if input_diagnosis else None
+    if probes is not None:
+        counter.expect(len(probes.fns) * (1 + warmup + rounds))
 
-    # Phase 1: compile (timed alone, it is not a comparison), warm up, then every candidate interleaved.
+    # Phase 1: compile (timed alone, it is not a comparison), warm up, then every candidate interleaved; the
+    # input diagnosis's probes join the same rounds.
     for run in runs:
         run.compile_seconds = run()
         counter.step(f"compiling {run.candidate.name}")
-    timings = time_interleaved(
-        runs, repeats=rounds, warmup=warmup, self_timed=True, on_call=lambda i, r: counter.step(runs[i].candidate.name)
-    )
-    rows = [_row(run, timing, 1) for run, timing in zip(runs, timings)]
-    reference = rows[0]
-    for row in rows:
-        _compare(row, reference, tol)
-
+    extra = probes.fns if probes is not None else []
+    for fn in extra:
+        fn()
+        counter.step("compiling input probes")
+    timings, pruned = _time_with_pruning(runs, extra, rounds=rounds, warmup=warmup, counter=counter)
+    rows = _phase1_rows(runs, timings, pruned, tol)
     notes = []
+    # A row that looks clearly faster but within the noise gets `rounds` more rounds against the defaults (the two
+    # most promising at most): more samples decide it, at a cost paid only when there is a decision to make.
+    if undecided := _undecided(rows):
+        counter.expect((1 + len(undecided)) * rounds)
+        subset = [runs[0]] + [runs[i] for i in undecided]
+        more, _ = _time_with_pruning(subset, [], rounds=rounds, warmup=0, counter=counter)
+        for i, timing in zip([0] + undecided, more):
+            timings[i] = Timing.from_samples(timings[i].samples + timing.samples)
+        rows = _phase1_rows(runs, timings, pruned, tol)
+        notes.append(
+            f"{', '.join(rows[i]['name'] for i in undecided)} looked faster but within the noise after {rounds} "
+            f"rounds; timed {rounds} more rounds beside the defaults to decide."
+        )
+    reference = rows[0]
+
     eligible = [r for r in rows[1:] if r["significant"] and r["loss_ok"]]
     best = max(eligible, key=lambda r: r["speedup"]) if eligible else reference
     combined = _combination(chosen, eligible) if combine and eligible else None
@@ -138,6 +179,7 @@ def profile_fit(
             on_call=lambda i, r: counter.step(phase2[i].candidate.name),
         )
         row = _row(run, t_comb, 2)
+        row["pruned_after"] = None
         phase2_defaults = _row(runs[0], t_def, 2)
         _compare(row, phase2_defaults, tol, loss_reference=reference)
         rows.append(row)
@@ -154,12 +196,18 @@ def profile_fit(
         row.pop("_per_example")
     notes[:0] = _recommendation_notes(rows, best)
 
+    if pruned_rows := [r for r in rows if r["pruned_after"] is not None]:
+        notes.append(
+            f"Stopped timing {', '.join(r['name'] for r in pruned_rows)} after {PRUNE_AFTER} rounds: clearly slower "
+            "than the defaults (every epoch slower than the defaults' slowest, median "
+            + ", ".join(f"{r['speedup']:.2f}x" for r in pruned_rows)
+            + ")."
+        )
+    notes.extend(_input_notes(data.is_dataset, best))
+
     diagnosis = None
-    if input_diagnosis:
-        counter.expect(4 * (1 + rounds))
-        diagnosis = _diagnose(
-            runs[0].model, data, rounds=rounds, warmup=1, seed=seed, on_call=lambda i, r: counter.step("input pipeline")
-        ).to_dict()
+    if probes is not None:
+        diagnosis = probes.diagnosis(timings[len(runs) :], rows).to_dict()
     meta = {
         "hardware": hardware.to_dict(),
         "hardware_description": hardware.describe(),
@@ -173,6 +221,97 @@ def profile_fit(
         "profile_seconds": time.perf_counter() - started,
     }
     return FitProfile(rows=rows, best_name=best["name"], notes=notes, left_out=left_out, input=diagnosis, meta=meta)
+
+
+def _phase1_rows(runs, timings, pruned, tol):
+    rows = [_row(run, timing, 1) for run, timing in zip(runs, timings)]
+    for row, rounds_timed in zip(rows, pruned):
+        row["pruned_after"] = rounds_timed
+        _compare(row, rows[0], tol)
+    return rows
+
+
+def _undecided(rows):
+    """Indices of the (at most two) safe rows that look `EXTEND_SPEEDUP` times faster but not beyond the noise."""
+    open_rows = [
+        i
+        for i, r in enumerate(rows)
+        if i and r["loss_ok"] and not r["significant"] and r["pruned_after"] is None and r["speedup"] >= EXTEND_SPEEDUP
+    ]
+    return sorted(open_rows, key=lambda i: -rows[i]["speedup"])[:2]
+
+
+def _time_with_pruning(runs, extra, *, rounds, warmup, counter):
+    """Phase 1's interleaved rounds over every candidate's run and the extra callables (input probes).
+
+    Like `tfopt._timing.time_interleaved` (A, B, C, C, B, A, ...; each callable returns its own seconds), except
+    that after `PRUNE_AFTER` timed rounds a candidate that is clearly slower than the defaults (`_clearly_slower`)
+    stops being called. Returns one `Timing` per run and per extra callable, and per run the number of rounds it
+    was timed if it was pruned, else None.
+    """
+    fns = list(runs) + list(extra)
+    labels = [run.candidate.name for run in runs] + ["input pipeline"] * len(extra)
+    samples = [[] for _ in fns]
+    active = list(range(len(fns)))
+    pruned = [None] * len(runs)
+    for r in range(warmup + rounds):
+        timed = r - warmup
+        for i in list(reversed(active)) if timed % 2 else list(active):
+            seconds = fns[i]()
+            if timed >= 0:
+                samples[i].append(float(seconds))
+            counter.step(labels[i])
+        if timed + 1 == PRUNE_AFTER and rounds > PRUNE_AFTER:
+            for i in range(1, len(runs)):
+                if _clearly_slower(samples[i], runs[i].feed.examples, samples[0], runs[0].feed.examples):
+                    active.remove(i)
+                    pruned[i] = PRUNE_AFTER
+                    counter.expect(PRUNE_AFTER - rounds)
+    return [Timing.from_samples(s) for s in samples], pruned
+
+
+def _clearly_slower(seconds, examples, reference_seconds, reference_examples):
+    """Every epoch slower (per example) than the reference's slowest, and the median `PRUNE_RATIO` times slower."""
+    mine = [s / examples for s in seconds]
+    theirs = [s / reference_examples for s in reference_seconds]
+    return min(mine) > max(theirs) and statistics.median(mine) >= PRUNE_RATIO * statistics.median(theirs)
+
+
+class _DiagnosisProbes:
+    """The input diagnosis measured inside phase 1, so that it shares the candidates' interleaved rounds.
+
+    End to end is the defaults' row and "improved" the tfopt_pipeline row when it was measured; the probes add the
+    input alone and the train step alone, and the improved pipeline when no row has it. The probes train the
+    defaults' own model (no second model to build and trace) and put back every variable of the model and its
+    optimizer afterwards, so the defaults' row trains exactly like every other candidate.
+    """
+
+    def __init__(self, runs, data, seed):
+        self.data = data
+        self.improved = next(
+            (i for i, run in enumerate(runs) if run.candidate.changes() == {"input_pipeline": "tfopt"}), None
+        )
+        model, clock = runs[0].model, EpochClock()
+        feeds = [data.step_alone_feed()]
+        if self.improved is None:
+            feeds.append(data.feed("tfopt", seed=seed))
+
+        def probe(feed):
+            state = [v.numpy() for v in model.variables + model.optimizer.variables]
+            try:
+                return feed.fit_epoch(model, clock)
+            finally:
+                for v, value in zip(model.variables + model.optimizer.variables, state):
+                    v.assign(value)
+
+        self.fns = [data.input_alone(seed)] + [lambda feed=feed: probe(feed) for feed in feeds]
+
+    def diagnosis(self, timings, rows):
+        steps = self.data.steps
+        input_s, step_s = timings[0].median / steps, timings[1].median / steps
+        e2e_s = rows[0]["step_ms"] / 1e3
+        improved_s = timings[2].median / steps if self.improved is None else rows[self.improved]["step_ms"] / 1e3
+        return diagnosis_from_seconds(self.data.batch_size, input_s, step_s, e2e_s, improved_s)
 
 
 class _Progress:
@@ -287,6 +426,7 @@ class _Run:
         self.feed = data.feed(candidate.input_pipeline, candidate.batch_multiplier, seed)
         self.clock = EpochClock()
         self.epochs = 0
+        self.losses = []
         self.compile_seconds = None
 
     def __call__(self):
@@ -294,6 +434,7 @@ class _Run:
         keras.utils.set_random_seed(self.seed + 1 + self.epochs)
         seconds = self.feed.fit_epoch(self.model, self.clock)
         self.epochs += 1
+        self.losses.append(self.clock.loss)
         return seconds
 
 
@@ -315,6 +456,7 @@ def _row(run, timing: Timing, phase):
         "epochs_trained": run.epochs,
         "epoch_seconds": list(timing.samples),
         "_per_example": (timing.median / examples, timing.iqr / examples),
+        "losses": list(run.losses),
     }
 
 
@@ -324,7 +466,12 @@ def _compare(row, reference, tol, loss_reference=None):
     m, q = row["_per_example"]
     row["speedup"] = m_ref / m
     row["significant"] = (m_ref - m) > max(q_ref, q)
-    base = (loss_reference or reference)["loss"]
+    base_row = loss_reference or reference
+    base = base_row["loss"]
+    # A row timed for fewer rounds (pruned) is compared with the reference after as many epochs as it trained.
+    history, epochs = base_row.get("losses"), row.get("epochs_trained")
+    if history and epochs and epochs <= len(history) and history[epochs - 1] is not None:
+        base = history[epochs - 1]
     loss = row["loss"]
     row["loss_ok"] = loss is not None and math.isfinite(loss) and loss <= base * (1.0 + tol)
 
@@ -348,6 +495,11 @@ def _combination(chosen, eligible):
         if c.changes() == combined.changes():
             return c
     return combined
+
+
+def _input_notes(is_dataset, best):
+    """What a recommended tfopt pipeline means for a dataset the user gave: caching is exact only for a fixed map."""
+    return [DATASET_CACHE_NOTE] if is_dataset and best["config"]["input_pipeline"] == "tfopt" else []
 
 
 def _recommendation_notes(rows, best):
