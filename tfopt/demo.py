@@ -178,16 +178,7 @@ def stage_pruned(ctx):
     epochs = max(1, ctx.epochs // 2)
     end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
     schedule = PolynomialDecay(0.0, PRUNED_SPARSITY, begin_step=0, end_step=end_step, frequency=max(1, end_step // 20))
-    keras.utils.set_random_seed(ctx.seed)
-    model = ctx.compile(prune_low_magnitude(ctx.baseline, schedule, pruning_scope="global"))
-    model.fit(
-        *ctx.data.train,
-        batch_size=BATCH_SIZE,
-        epochs=epochs,
-        validation_data=ctx.data.validation,
-        callbacks=ctx.callbacks,
-        verbose=0,
-    )
+    model = _fine_tune(ctx, prune_low_magnitude(ctx.baseline, schedule, pruning_scope="global"), 1e-3, epochs)
     stripped = strip_pruning(model)
     ctx.notes["pruned"] = {"weight_sparsity": sparsity_report(stripped)["total"]["sparsity"]}
     return stripped

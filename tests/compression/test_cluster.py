@@ -107,3 +107,17 @@ def test_a_pruned_model_keeps_its_zeros_and_at_most_n_values():
         kernel = layer.get_weights()[0]
         np.testing.assert_array_equal(kernel == 0, zero)
         assert len(np.unique(kernel)) <= 4  # zero and three shared non-zero values
+
+
+def test_training_resumed_after_load_matches_unbroken_training(task, tmp_path):
+    model, x, y = task
+    clustered = cluster_weights(model, 4, "linear")
+    clustered.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    clustered.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    clustered.save(tmp_path / "clustered.keras")
+    loaded = keras.models.load_model(tmp_path / "clustered.keras")
+    resumed = loaded.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0).history["loss"]
+    unbroken = clustered.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(resumed, unbroken, rtol=1e-6)
+    for a, b in zip(clustered.get_weights(), loaded.get_weights()):  # centroids and assignments included
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

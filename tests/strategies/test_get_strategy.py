@@ -193,11 +193,5 @@ def test_every_tfopt_object_trains_saves_and_resumes_under_mirrored_strategy(sco
     assert result["replicas"] == 2
     assert np.isfinite(result["losses"]).all() and result["losses"][-1] < result["losses"][0]
     assert result["same_optimizer_state"]
-    if name == "quantize_model":
-        # The QAT wrappers' activation ranges after loading differ slightly from the live model's (reported to
-        # the compression area); the resumed run still follows the unbroken one closely.
-        np.testing.assert_allclose(result["resumed"], result["losses"][1:], rtol=2e-2)
-        assert result["max_weight_difference"] < 5e-2
-    else:
-        np.testing.assert_allclose(result["resumed"], result["losses"][1:], rtol=1e-5)
-        assert result["max_weight_difference"] < 1e-4
+    np.testing.assert_allclose(result["resumed"], result["losses"][1:], rtol=1e-5)
+    assert result["max_weight_difference"] < 1e-4

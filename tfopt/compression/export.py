@@ -81,7 +81,7 @@ def export_tflite(model, path, quantization="none", representative_data=None, *,
         )
     import tensorflow as tf
 
-    graph_model = _export_graph(model, fake_quant=quantization == "int8") if qat else model
+    graph_model = _export_graph(model, fake_quant=quantization == "int8")
     specs = [tf.TensorSpec(t.shape, t.dtype) for t in model.inputs]
 
     @tf.function
@@ -115,8 +115,52 @@ def export_tflite(model, path, quantization="none", representative_data=None, *,
                 "make those layers quantizable."
             )
     with open(path, "wb") as f:
-        f.write(content)
+        f.write(_short_tensor_names(content))
     return path
+
+
+# Largest file whose names are shortened: beyond 2 GiB the converter stores buffers outside the flat buffer.
+_RENAME_LIMIT = 1 << 30
+
+
+def _short_tensor_names(content):
+    """The converted file with shorter tensor names: the converter names a fused tensor after every op it absorbed
+    (`"model/conv2d/Relu;model/conv2d/BiasAdd;model/conv2d/convolution;..."`), about a kilobyte in a small model.
+    A kernel's weights and bias become `"<layer>/kernel"` and `"<layer>/bias"`, other tensors keep their first
+    op's name without the model's scope (`"conv2d/Relu"`); names stay unique. Nothing else in the file changes."""
+    if len(content) >= _RENAME_LIMIT:
+        return content
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    kernel_ops = {
+        schema.BuiltinOperator.CONV_2D,
+        schema.BuiltinOperator.CONV_3D,
+        schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+        schema.BuiltinOperator.FULLY_CONNECTED,
+    }
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    for subgraph in model.subgraphs:
+        names = [_first_op_name(tensor.name) for tensor in subgraph.tensors]
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) not in kernel_ops or len(op.inputs) < 2:
+                continue
+            layer = names[op.outputs[0]].rsplit("/", 1)[0]
+            for index, role in zip(op.inputs[1:3], ("kernel", "bias")):
+                if index >= 0:
+                    names[index] = f"{layer}/{role}"
+        seen = {}
+        for tensor, name in zip(subgraph.tensors, names):
+            count = seen.get(name, 0)
+            seen[name] = count + 1
+            tensor.name = (name if count == 0 else f"{name}_{count}").encode()
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _first_op_name(name):
+    first = (name or b"").decode().split(";", 1)[0]
+    return first.split("/", 1)[1] if "/" in first else first
 
 
 def _float_ops(content):
@@ -161,17 +205,48 @@ def _representative_dataset(data, num_inputs):
 
 
 def _export_graph(model, fake_quant):
-    """The QAT model rebuilt for the converter: each QuantizeWrapper computes with constant weights on their int8
-    grid, and (with `fake_quant`) its activation quantizers are TensorFlow FakeQuant ops with the learned ranges,
-    which the converter turns into int8 tensors. The converter quantizes the constant weights itself (symmetric,
-    per output channel), reproducing the grid exactly; a FakeQuant on a Dense kernel is left out on purpose: its
-    channel axis (1) does not survive the converter's transpose ("'tfl.transpose' op has mismatched quantized
-    axes")."""
+    """The model rebuilt for the converter (a subclassed model is converted as it is).
+
+    Each QuantizeWrapper computes with constant weights on their int8 grid, and (with `fake_quant`) its
+    activation quantizers are TensorFlow FakeQuant ops with the learned ranges, which the converter turns into
+    int8 tensors. The converter quantizes the constant weights itself (symmetric, per output channel), reproducing
+    the grid exactly; a FakeQuant on a Dense kernel is left out on purpose: its channel axis (1) does not survive
+    the converter's transpose ("'tfl.transpose' op has mismatched quantized axes").
+
+    Flatten and Reshape reshape to a constant shape with a -1 batch: Keras builds the target shape from the
+    runtime batch size, which costs the file SHAPE, STRIDED_SLICE and PACK ops and their tensors for nothing."""
+    replaced = (QuantizeWrapper, keras.layers.Flatten, keras.layers.Reshape)
+    functional = isinstance(model, keras.Sequential) or hasattr(model, "_nodes_by_depth")
+    if not functional or not any(isinstance(layer, replaced) for layer in model.layers):
+        return model
 
     def clone(layer):
-        return _ExportLayer(layer, fake_quant) if isinstance(layer, QuantizeWrapper) else layer
+        if isinstance(layer, QuantizeWrapper):
+            return _ExportLayer(layer, fake_quant)
+        if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
+            return _StaticReshape(layer)
+        return layer
 
     return keras.models.clone_model(model, clone_function=clone)
+
+
+class _StaticReshape(keras.layers.Layer):
+    """A Flatten or Reshape whose target shape is a constant `[-1, *known dims]`, for the converter only."""
+
+    def __init__(self, layer):
+        super().__init__(name=layer.name)
+        self.layer = layer
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        target = self.layer.compute_output_shape(tuple(inputs.shape))[1:]
+        if None in target or getattr(self.layer, "data_format", None) == "channels_first":
+            return self.layer(inputs)
+        return tf.reshape(inputs, [-1, *target])
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
 
 
 class _ExportLayer(keras.layers.Layer):

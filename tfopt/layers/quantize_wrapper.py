@@ -48,7 +48,9 @@ class QuantizeWrapper(keras.layers.Wrapper):
       layer's inputs too when `quantize_inputs` (where no quantized layer feeds it, e.g. after the model input);
     - during training (`training=True`) each range follows an exponential moving average of the batch ranges:
       `m <- d * m + (1 - d) * min(batch, 0)`, `M <- d * M + (1 - d) * max(batch, 0)`, `d = ema_decay`; the first
-      training batch sets it outright. Ranges are non-trainable variables, saved with the model.
+      training batch sets it outright. Ranges are non-trainable variables, saved with the model. Under a
+      distribution strategy `min(batch)` and `max(batch)` are the means over replicas of each replica's batch
+      range, so all replicas share one range.
 
     Gradients are straight-through: rounding passes them unchanged; activation clipping stops them outside the
     range. Weightless layers that change ranges (activation layers, Add, Concatenate, ...) are wrapped too, with
@@ -104,23 +106,24 @@ class QuantizeWrapper(keras.layers.Wrapper):
             points.append("pre_activation")
         if self.placement in ("post", "pre_post"):
             points.append("output")
+        # Under a distribution strategy each replica sees its own slice of the batch: "mean" aggregation averages
+        # the replicas' updates, so every replica holds the same range (the one saved and restored). Without it
+        # the replicas' ranges drift apart and a resumed run differs from an unbroken one.
         self._ranges = {}
         for point in points:
-            self._ranges[point] = (
+            self._ranges[point] = tuple(
                 self.add_weight(
-                    name=f"{point}_min",
+                    name=f"{point}_{end}",
                     shape=(),
-                    initializer=keras.initializers.Constant(-_INITIAL_RANGE),
+                    initializer=keras.initializers.Constant(sign * _INITIAL_RANGE),
                     trainable=False,
-                ),
-                self.add_weight(
-                    name=f"{point}_max",
-                    shape=(),
-                    initializer=keras.initializers.Constant(_INITIAL_RANGE),
-                    trainable=False,
-                ),
+                    aggregation="mean",
+                )
+                for end, sign in (("min", -1.0), ("max", 1.0))
             )
-        self._seen_batch = self.add_weight(name="ranges_initialized", shape=(), initializer="zeros", trainable=False)
+        self._seen_batch = self.add_weight(
+            name="ranges_initialized", shape=(), initializer="zeros", trainable=False, aggregation="mean"
+        )
         self.built = True
 
     @property
