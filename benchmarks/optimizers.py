@@ -40,7 +40,10 @@ TFOPT = [
 ]
 
 
-def fit_step_ratios(repeats=7, steps=10):
+MLPS = (("~1M-param MLP", (512, 1024, 512)), ("~10M-param MLP", (1024, 2048, 2048, 2048)))
+
+
+def fit_step_ratios(repeats=7, steps=10, mlps=MLPS):
     import keras
     import numpy as np
 
@@ -48,7 +51,7 @@ def fit_step_ratios(repeats=7, steps=10):
     from tfopt.data import make_dataset
 
     rows = []
-    for label, widths in (("~1M-param MLP", (512, 1024, 512)), ("~10M-param MLP", (1024, 2048, 2048, 2048))):
+    for label, widths in mlps:
         rng = np.random.default_rng(0)
         x = rng.normal(size=(64 * steps, widths[0])).astype("float32")
         y = rng.integers(0, 10, len(x)).astype("int32")
