@@ -58,3 +58,35 @@ def test_pruned_stage_strips_to_80_percent_sparse_kernels():
     assert ctx.notes["pruned"]["weight_sparsity"] == pytest.approx(0.8, abs=1e-3)
     assert measure_model(model, *ctx.data.test, measure_latency=False).accuracy >= 0.85
     assert isinstance(ctx.baseline.layers[0], keras.layers.Conv2D)  # the baseline itself is left dense
+
+
+def test_fast_demo_compiles_later_stages_with_the_profiles_best(tmp_path, monkeypatch):
+    # The profile itself is tested in tests/acceleration; here a fixed recommendation checks the demo's wiring.
+    import json
+
+    from tfopt import acceleration
+
+    class Profile:
+        best = {"compile": {"steps_per_execution": 8}, "fit": {}}
+
+        def to_json(self):
+            return json.dumps({"best": self.best})
+
+    monkeypatch.setattr(acceleration, "profile_fit", lambda *args, **kwargs: Profile())
+    seen = {}
+
+    def stage_baseline(ctx):
+        model = demo.stage_baseline(ctx)
+        seen["baseline"] = model.steps_per_execution
+        return model
+
+    def stage_probe(ctx):
+        seen["probe"] = ctx.compile(ctx.fresh_model()).steps_per_execution
+        return ctx.baseline
+
+    monkeypatch.setattr(demo, "STAGES", [("baseline", stage_baseline), ("probe", stage_probe)])
+    rows = demo.run_demo(str(tmp_path), epochs=1, fast=True)
+    assert json.loads((tmp_path / "profile.json").read_text())["best"]["compile"] == {"steps_per_execution": 8}
+    assert rows[0]["fast_compile"] == {"steps_per_execution": 8}
+    # The baseline trains with Keras's defaults; the recommendation applies to the stages after it.
+    assert seen == {"baseline": 1, "probe": 8}
