@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tfopt import _checks
+from tfopt.compression._clone import clone_with_wrappers, has_zeros
 from tfopt.compression.fold import _check_model
 from tfopt.layers import quantizable_layer
 from tfopt.layers.cluster_weights import CENTROID_INITS, ClusterWeights
@@ -45,26 +46,19 @@ def cluster_weights(model, number_of_clusters, centroid_init="kmeans++", *, seed
         )
     _check_model(model)
 
-    def clone(layer):
-        fresh = layer.__class__.from_config(layer.get_config())
-        if not quantizable_layer.supports(layer) or isinstance(layer, ClusterWeights):
-            return fresh
-        fresh.build_from_config(layer.get_build_config())
-        fresh.set_weights(layer.get_weights())
+    def should_wrap(layer):
+        return quantizable_layer.supports(layer) and not isinstance(layer, ClusterWeights)
+
+    def make_wrapper(layer, fresh):
         if preserve_sparsity == "auto":
-            names = quantizable_layer.quantizable_weights(fresh)
-            sparse = any(np.any(keras.ops.convert_to_numpy(getattr(fresh, n)) == 0) for n in names)
+            sparse = has_zeros(getattr(fresh, n) for n in quantizable_layer.quantizable_weights(fresh))
         else:
             sparse = preserve_sparsity
         return ClusterWeights(
             fresh, number_of_clusters, centroid_init, seed=seed, preserve_sparsity=sparse, name=f"cluster_{layer.name}"
         )
 
-    clustered = keras.models.clone_model(model, clone_function=clone)
-    for layer in clustered.layers:
-        if not isinstance(layer, ClusterWeights) and layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return clustered
+    return clone_with_wrappers(model, should_wrap, make_wrapper)
 
 
 def strip_clustering(model):

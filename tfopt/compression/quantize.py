@@ -1,9 +1,9 @@
 """quantize_model: prepares a Keras model for quantization-aware training (QAT) and a full-integer TFLite export."""
 
 import keras
-import numpy as np
 
 from tfopt import _checks
+from tfopt.compression._clone import clone_with_wrappers, has_zeros
 from tfopt.compression.fold import _check_model, fold_batch_norms, layer_graph
 from tfopt.layers import quantizable_layer
 from tfopt.layers.quantize_wrapper import _FIXED_RANGE, QuantizeWrapper, activation_name
@@ -154,18 +154,8 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", e
         else:
             quantized[name] = role == "pass" and inputs_quantized and name in roles
 
-    def clone(layer):
-        fresh = layer.__class__.from_config(layer.get_config())
-        if roles[layer.name] != "wrap":
-            return fresh
-        build_config = layer.get_build_config()
-        if build_config:
-            fresh.build_from_config(build_config)
-        fresh.set_weights(layer.get_weights())
-        if preserve_sparsity == "auto":
-            sparse = any(np.any(keras.ops.convert_to_numpy(w) == 0) for w in _kernels(fresh))
-        else:
-            sparse = preserve_sparsity
+    def make_wrapper(layer, fresh):
+        sparse = has_zeros(_kernels(fresh)) if preserve_sparsity == "auto" else preserve_sparsity
         return QuantizeWrapper(
             fresh,
             quantize_inputs=quantize_inputs[layer.name],
@@ -174,11 +164,7 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", e
             name=f"quant_{layer.name}",
         )
 
-    qat = keras.models.clone_model(model, clone_function=clone)
-    for layer in qat.layers:
-        if not isinstance(layer, QuantizeWrapper) and layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return qat
+    return clone_with_wrappers(model, lambda layer: roles[layer.name] == "wrap", make_wrapper)
 
 
 def _kernels(layer):
