@@ -1,7 +1,9 @@
 """Optimizer speed, as ratios measured side by side in one run.
 
 (a) TensorFlow backend, CPU: the `fit` step time of each tfopt optimizer as a ratio to Keras Adam, on a ~1M- and a
-    ~10M-parameter MLP (synthetic data, batch 64). Target: <= 1.15x for the element-wise optimizers.
+    ~10M-parameter MLP (synthetic data, batch 64). Target: <= 1.15x for the element-wise optimizers. TensorFlow runs
+    on one thread (intra- and inter-op): on a small shared machine two thread pools contending for two cores make
+    the step time bimodal (calls at ~60 or ~140 ms), which swamps the optimizer's share. `--part-a` runs only (a).
 (b) JAX backend, jitted update of 100M float32 parameters (24 matrices 2048x2048): each tfopt optimizer's
     `stateless_apply` against optax's implementation of the same algorithm, both with donated state, and the
     ratio to the memory-bandwidth bound: bytes the update must read and write per parameter divided by the copy
@@ -43,7 +45,12 @@ TFOPT = [
 MLPS = (("~1M-param MLP", (512, 1024, 512)), ("~10M-param MLP", (1024, 2048, 2048, 2048)))
 
 
-def fit_step_ratios(repeats=7, steps=10, mlps=MLPS):
+def fit_step_ratios(repeats=7, steps=10, mlps=MLPS, threads=1):
+    import tensorflow as tf
+
+    if threads:  # only possible before TensorFlow runs its first op
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     import keras
     import numpy as np
 
@@ -250,8 +257,8 @@ def part_a():
         "optimizers",
         fit_step_ratios(),
         title="Optimizers (a): fit step time on CPU, TensorFlow backend, ratio to Keras Adam",
-        notes="Ten steps per timed call, interleaved with Keras Adam on an identical model. Target for the "
-        "element-wise optimizers: ratio <= 1.15.",
+        notes="Ten steps per timed call, interleaved with Keras Adam on an identical model; TensorFlow on one "
+        "thread (intra- and inter-op). Target for the element-wise optimizers: ratio <= 1.15.",
         columns=COLUMNS_A,
     )
 
@@ -301,5 +308,7 @@ if __name__ == "__main__":
                        "chain": CHAIN[jax.devices()[0].platform == "gpu"]}, f)
     elif len(sys.argv) == 3 and sys.argv[1] == "--write-b":
         print(part_b(sys.argv[2]))
+    elif sys.argv[1:] == ["--part-a"]:
+        print(part_a())
     else:
         print(main())

@@ -6,8 +6,12 @@ The model is the demo CNN (51,946 parameters), trained dense for 20 epochs; prun
 (Adam 1e-3, batch 32) with `PolynomialDecay(0, s, begin_step=0, end_step=60% of the steps, frequency=1)`: masks
 recomputed at every step, tfopt's recipe for high sparsity on a small model (with 20 coarse pruning steps, one
 seed lost 9 points at 90%: a jump of several points of sparsity at once leaves the network no time to recover).
-tfmot gets the same dense weights (copied into the equivalent tf_keras model), schedule, data order and seeds.
-Needs the `tfmot` extra for the tfmot columns. `--quick` runs one seed with fewer epochs.
+tfmot gets the same dense weights (copied into the equivalent tf_keras model), schedule and seeds. Given the same
+weights and data, tfopt's per-layer and 2:4 masks equal tfmot's step for step
+(tests/compression/test_prune_matches_tfmot.py), so the differences between the "(layer)" rows and between the 2:4
+rows are training randomness: the shuffling and Dropout streams of Keras 3 and tf_keras differ. Five seeds.
+Needs the `tfmot` extra for the tfmot columns. `--quick` runs one seed with fewer epochs; `--accuracy` or `--timing`
+runs (and rewrites the results of) only that part.
 """
 
 import math
@@ -177,18 +181,33 @@ ACCURACY_COLUMNS = (
 
 def main(argv=()):
     quick = "--quick" in argv
-    seeds = (0,) if quick else (0, 1, 2)
+    parts = [part for part in ("accuracy", "timing") if f"--{part}" in argv] or ["accuracy", "timing"]
+    seeds = (0,) if quick else (0, 1, 2, 3, 4)
     dense_epochs, epochs = (5, 2) if quick else (20, 10)
     data = load_digits()
+    # A quick run checks the script; its numbers are not results (written to a temporary folder).
+    out_dir = tempfile.mkdtemp(prefix="pruning_quick_") if quick else harness.RESULTS_DIR
+    text = ""
+    if "accuracy" in parts:
+        text += accuracy_part(data, seeds, dense_epochs, epochs, out_dir)
+    if "timing" in parts:
+        timing = step_time(data, train_dense(data, seeds[0], dense_epochs), repeats=5 if quick else 15)
+        text += "\n" + harness.write_results(
+            "pruning_step_time", timing, title="Pruning: fit step time, pruned / dense", out_dir=out_dir,
+            notes="Ratio of 20 train_on_batch steps of the pruned model (80% target, masks recomputed every 100 "
+                  "steps) to the same model unwrapped, interleaved rounds; tfmot's ratio on the tf_keras model "
+                  "beside it.")
+    return text
+
+
+def accuracy_part(data, seeds, dense_epochs, epochs, out_dir):
     total_steps = epochs * math.ceil(len(data.y_train) / BATCH)
     tfmot_available = have_tfmot()
     results = {}
     dense_accuracy = []
     start = time.perf_counter()
-    dense_models = {}
     for seed in seeds:
         dense = train_dense(data, seed, dense_epochs)
-        dense_models[seed] = dense
         dense_accuracy.append(accuracy(dense.predict(data.x_test, verbose=0), data.y_test))
         for sparsity in SPARSITIES:
             schedule = schedule_for(sparsity, total_steps)
@@ -221,20 +240,14 @@ def main(argv=()):
                      "vs_dense": 100 * (float(np.mean(accs)) - dense_mean), "seeds": len(values)})
     rows.sort(key=lambda r: (r["sparsity"], r["method"]))
     accuracy_seconds = time.perf_counter() - start
-    timing = step_time(data, dense_models[seeds[0]], repeats=5 if quick else 15)
-    # A quick run checks the script; its numbers are not results (written to a temporary folder).
-    out_dir = tempfile.mkdtemp(prefix="pruning_quick_") if quick else harness.RESULTS_DIR
     notes = (f"Digits (scikit-learn), demo CNN; pruning fine-tunes the dense model for {epochs} epochs with the same "
              "PolynomialDecay schedule (cubic, to 60% of the steps, masks updated at every step) for every method; "
              "2:4 is applied at step 1 and fine-tuned. Measured sparsity counts the kernels (rank >= 2 weights). "
+             "The masks equal tfmot's step for step on the same weights; the (layer) and 2:4 differences are the "
+             "training randomness of two Keras versions. "
              f"Accuracy part: {accuracy_seconds:.0f} s.")
-    text = harness.write_results("pruning_accuracy", rows, title="Pruning: digits test accuracy vs tfmot",
+    return harness.write_results("pruning_accuracy", rows, title="Pruning: digits test accuracy vs tfmot",
                                  notes=notes, columns=ACCURACY_COLUMNS, out_dir=out_dir)
-    text += "\n" + harness.write_results(
-        "pruning_step_time", timing, title="Pruning: fit step time, pruned / dense", out_dir=out_dir,
-        notes="Ratio of 20 train_on_batch steps of the pruned model (80% target, masks recomputed every 100 steps) "
-              "to the same model unwrapped, interleaved rounds; tfmot's ratio on the tf_keras model beside it.")
-    return text
 
 
 if __name__ == "__main__":
