@@ -10,8 +10,9 @@ tfmot gets the same dense weights (copied into the equivalent tf_keras model), s
 weights and data, tfopt's per-layer and 2:4 masks equal tfmot's step for step
 (tests/compression/test_prune_matches_tfmot.py), so the differences between the "(layer)" rows and between the 2:4
 rows are training randomness: the shuffling and Dropout streams of Keras 3 and tf_keras differ. Five seeds.
-Needs the `tfmot` extra for the tfmot columns. `--quick` runs one seed with fewer epochs; `--accuracy` or `--timing`
-runs (and rewrites the results of) only that part.
+Needs the `tfmot` extra for the tfmot columns. `--quick` runs one seed with fewer epochs; `--accuracy`, `--identical`
+or `--timing` runs (and rewrites the results of) only that part. `--identical` repeats the per-layer runs with
+nothing random in the fine-tune (no shuffling, Dropout off): tfopt and tfmot then end with the same weights.
 """
 
 import math
@@ -118,6 +119,57 @@ def theirs(dense, data, seed, epochs, schedule, sparsity_m_by_n=None):
     return accuracy(stripped.predict(data.x_test, verbose=0), data.y_test), 1 - nonzero / size
 
 
+def without_dropout(model, dropout_class):
+    for layer in model.layers:
+        if isinstance(layer, dropout_class):
+            layer.rate = 0.0
+    return model
+
+
+def identical_part(data, seeds, dense_epochs, epochs, out_dir):
+    """Per-layer pruning by tfopt and by tfmot with nothing random in the fine-tune (no shuffling, Dropout off)."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    from tfopt.compression._tfmot_bridge import to_tfmot_schedule
+
+    total_steps = epochs * math.ceil(len(data.y_train) / BATCH)
+    rows = []
+    for seed in seeds:
+        dense = without_dropout(train_dense(data, seed, dense_epochs), keras.layers.Dropout)
+        for sparsity in SPARSITIES[1:]:
+            schedule = schedule_for(sparsity, total_steps)
+            ours = prune_low_magnitude(dense, schedule)
+            ours.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+            ours.fit(*data.train, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=False)
+            ours = strip_pruning(ours)
+            theirs = without_dropout(tf_keras_cnn(tf_keras), tf_keras.layers.Dropout)
+            theirs.set_weights(dense.get_weights())
+            theirs = tfmot.sparsity.keras.prune_low_magnitude(theirs, to_tfmot_schedule(schedule, tfmot))
+            theirs.compile(tf_keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+            theirs.fit(*data.train, batch_size=BATCH, epochs=epochs, verbose=0, shuffle=False,
+                       callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+            theirs = tfmot.sparsity.keras.strip_pruning(theirs)
+            pairs = list(zip(ours.get_weights(), theirs.get_weights()))
+            rows.append({
+                "seed": seed,
+                "sparsity": sparsity,
+                "tfopt_accuracy": accuracy(ours.predict(data.x_test, verbose=0), data.y_test),
+                "tfmot_accuracy": accuracy(theirs.predict(data.x_test, verbose=0), data.y_test),
+                "max_weight_difference": max(float(np.max(np.abs(a - b))) for a, b in pairs),
+                "same_zeros": float(np.mean(np.concatenate([((a == 0) == (b == 0)).ravel() for a, b in pairs]))),
+            })
+            print(rows[-1], flush=True)
+    return harness.write_results(
+        "pruning_identical", rows, title="Pruning: tfopt and tfmot with nothing random in the fine-tune",
+        columns=(("seed", "Seed"), ("sparsity", "Sparsity"), ("tfopt_accuracy", "tfopt acc."),
+                 ("tfmot_accuracy", "tfmot acc."), ("max_weight_difference", "Max weight difference"),
+                 ("same_zeros", "Same zeros (fraction)")),
+        notes=f"Per-layer PolynomialDecay pruning of the same dense model, {epochs} epochs of Adam, no shuffling and "
+              "the Dropout rate set to 0 on both sides: what is left of the differences in the accuracy table.",
+        out_dir=out_dir)
+
+
 def have_tfmot():
     try:
         import tensorflow_model_optimization  # noqa: F401
@@ -181,7 +233,8 @@ ACCURACY_COLUMNS = (
 
 def main(argv=()):
     quick = "--quick" in argv
-    parts = [part for part in ("accuracy", "timing") if f"--{part}" in argv] or ["accuracy", "timing"]
+    parts = [part for part in ("accuracy", "identical", "timing") if f"--{part}" in argv]
+    parts = parts or ["accuracy", "identical", "timing"]
     seeds = (0,) if quick else (0, 1, 2, 3, 4)
     dense_epochs, epochs = (5, 2) if quick else (20, 10)
     data = load_digits()
@@ -190,6 +243,8 @@ def main(argv=()):
     text = ""
     if "accuracy" in parts:
         text += accuracy_part(data, seeds, dense_epochs, epochs, out_dir)
+    if "identical" in parts and have_tfmot():
+        text += "\n" + identical_part(data, seeds[:2], dense_epochs, epochs, out_dir)
     if "timing" in parts:
         timing = step_time(data, train_dense(data, seeds[0], dense_epochs), repeats=5 if quick else 15)
         text += "\n" + harness.write_results(
