@@ -249,3 +249,62 @@ def test_rejects_what_it_cannot_measure(model, kwargs, error, message):
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         measure_model(dense_with_known_zeros(), **kwargs)
+
+
+def flops_model():
+    """Every counted layer type once, 8x8x2 input (hand counts in the test below)."""
+    L = keras.layers
+    i = keras.Input((8, 8, 2))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(i)  # 64 * 9 * 2 * 4 = 4608
+    x = L.Conv2D(4, 3, strides=2, groups=2, name="grouped")(x)  # 9 positions (3x3) * 9 * 2 * 4 = 648
+    x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw")(x)  # 9 * 9 * 4 * 2 = 648
+    x = L.SeparableConv2D(5, 2, name="sep")(x)  # 4 positions: 4*4*8*1 + 4*8*5 = 128 + 160 = 288
+    x = L.BatchNormalization()(x)
+    x = L.Conv2DTranspose(3, 2, strides=2, name="up")(x)  # 4 input positions * 4 * 5 * 3 = 240
+    x = L.Conv1D(2, 3, name="c1d")(L.Reshape((16, 3))(x))  # 14 * 3 * 3 * 2 = 252
+    x = L.Dense(6, name="seq_dense")(x)  # 14 positions * 2 * 6 = 168
+    x = L.Flatten()(x)
+    return keras.Model(i, L.Dense(10, name="out")(x))  # 84 * 10 = 840
+
+
+@pytest.mark.backend_agnostic
+def test_flops_are_the_hand_counted_multiply_accumulates():
+    from tfopt.compression import count_flops
+
+    model = flops_model()
+    expected = 4608 + 648 + 648 + 288 + 240 + 252 + 168 + 840
+    assert count_flops(model) == expected
+    assert measure_model(model, measure_latency=False).flops == expected
+    nested = keras.Sequential([keras.Input((8, 8, 2)), model, keras.layers.Dense(1)])
+    assert count_flops(nested) == expected + 10
+
+
+@pytest.mark.backend_agnostic
+def test_flops_count_the_layers_inside_pruning_wrappers():
+    from tfopt.compression import count_flops, prune_low_magnitude
+    from tfopt.demo import build_demo_cnn
+
+    model = build_demo_cnn()
+    # conv 64*9*1*32, conv 64*9*32*64, dense 1024*32, dense 32*10
+    expected = 18_432 + 1_179_648 + 32_768 + 320
+    assert count_flops(model) == expected
+    assert count_flops(prune_low_magnitude(model)) == expected
+
+
+def test_tflite_flops_equal_the_keras_count(tmp_path):
+    from tfopt.compression import count_flops, export_tflite
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 2)), L.Conv2D(4, 3, padding="same"),
+                              L.DepthwiseConv2D(3, depth_multiplier=2), L.Flatten(), L.Dense(5)])
+    path = export_tflite(model, str(tmp_path / "m.tflite"))
+    assert measure_model(path, measure_latency=False).flops == count_flops(model) == 4608 + 2592 + 1440
+
+
+@pytest.mark.backend_agnostic
+def test_count_flops_rejects_what_it_cannot_count():
+    from tfopt.compression import count_flops
+
+    with pytest.raises(TypeError, match="Argument `model` must be a keras.Model"):
+        count_flops(keras.layers.Dense(2))

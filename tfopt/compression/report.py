@@ -1,8 +1,9 @@
 """Measures a model the way users compare compressed models.
 
 `measure_model` reports, for a Keras model or a TFLite/LiteRT flatbuffer file: parameter count, non-zero
-parameter count, sparsity, serialized size in bytes and its gzip-compressed size, accuracy on given data, and
-batch-1 inference latency (median of repeated calls after warm-up).
+parameter count, sparsity, serialized size in bytes and its gzip-compressed size, accuracy on given data,
+batch-1 inference latency (median of repeated calls after warm-up), and the multiply-accumulates per example
+(`count_flops`).
 
 Keras models are measured with `keras` only (any backend). A `.tflite` file is read with the LiteRT interpreter
 (`ai_edge_litert` when installed, else TensorFlow's `tf.lite.Interpreter`), imported only for such a file.
@@ -22,7 +23,7 @@ import numpy as np
 
 from tfopt._timing import time_call
 
-__all__ = ["ModelReport", "measure_model"]
+__all__ = ["ModelReport", "count_flops", "measure_model"]
 
 _FIXED_DATE = "1980-01-01@00:00:00"
 
@@ -45,6 +46,8 @@ class ModelReport:
         latency_ms: median batch-1 inference latency in milliseconds, or None when not measured.
         latency_iqr_ms: interquartile range of those latencies, or None.
         format: "keras" or "tflite".
+        flops: multiply-accumulates of one example through the Conv/Dense layers (`count_flops`), or None where
+            they cannot be counted.
     """
 
     params: int
@@ -56,6 +59,7 @@ class ModelReport:
     latency_ms: float | None
     latency_iqr_ms: float | None
     format: str
+    flops: int | None = None
 
     def to_dict(self):
         return asdict(self)
@@ -132,6 +136,7 @@ def measure_model(
         latency_ms=latency_ms,
         latency_iqr_ms=latency_iqr_ms,
         format=measure.format,
+        flops=measure.count_flops(),
     )
 
 
@@ -168,6 +173,12 @@ class _KerasModel:
             params += value.size
             nonzero += int(np.count_nonzero(value))
         return params, nonzero
+
+    def count_flops(self):
+        try:
+            return count_flops(self.model)
+        except ValueError:
+            return None
 
     def serialized_bytes(self):
         # `model.save` also stores the optimizer's slots (Adam triples the file), which no one ships for inference
@@ -274,6 +285,32 @@ class _TFLiteModel:
     def serialized_bytes(self):
         return self.content
 
+    def count_flops(self):
+        """Multiply-accumulates of the CONV_2D, CONV_3D, DEPTHWISE_CONV_2D and FULLY_CONNECTED ops, per example."""
+        interpreter = self._interpreter()
+        try:
+            ops = interpreter._get_ops_details()
+        except AttributeError:
+            return None
+        # A FULLY_CONNECTED op may see (batch * positions, features): count all its outputs, then per example.
+        shapes = {d["index"]: [int(v) for v in d["shape"]] for d in interpreter.get_tensor_details()}
+        total = 0
+        for op in ops:
+            name = op["op_name"]
+            if name not in ("CONV_2D", "CONV_3D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                continue
+            out = shapes[int(op["outputs"][0])]
+            weights = shapes[int(op["inputs"][1])]
+            per_output = {
+                "CONV_2D": int(np.prod(weights[1:])),  # (out, kh, kw, in)
+                "CONV_3D": int(np.prod(weights[:-1])),  # (kd, kh, kw, in, out)
+                "DEPTHWISE_CONV_2D": int(np.prod(weights[1:3])),  # (1, kh, kw, channels)
+                "FULLY_CONNECTED": weights[-1],  # (out, in)
+            }[name]
+            total += int(np.prod(out)) * per_output
+        batch = max(int(interpreter.get_input_details()[0]["shape"][0]), 1)
+        return total // batch
+
     @staticmethod
     def _quantize(x, detail):
         scale, zero_point = detail["quantization"]
@@ -321,3 +358,75 @@ class _TFLiteModel:
             return interpreter.get_tensor(out["index"])
 
         return call
+
+
+def count_flops(model):
+    """Multiply-accumulates (MACs) of one example through a Keras model's Conv/Dense layers: what channel pruning
+    shrinks.
+
+    Per layer, with O the output's spatial positions (1 for Dense on a vector; the product of the other non-batch
+    axes otherwise), k the product of the kernel size, C_in/C_out the input/output channels, m the depth multiplier:
+
+        Conv1D/2D/3D         O * k * C_in / groups * C_out
+        Conv*Transpose       I * k * C_in * C_out            (I: input positions)
+        DepthwiseConv1D/2D   O * k * C_in * m
+        SeparableConv1D/2D   O * k * C_in * m  +  O * C_in * m * C_out
+        Dense                O * C_in * C_out
+
+    Biases, activations, normalization and pooling are not counted (they are not multiply-accumulates of a
+    kernel); FLOPs are about 2x the MACs. Layers inside nested models and inside wrappers (pruning, quantization,
+    clustering) are counted.
+
+    Args:
+        model: a built `keras.Model`.
+
+    Returns:
+        The count, an int.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Argument `model` must be a keras.Model. Received: model={model!r} of type "
+                        f"{type(model).__name__}")
+    if not model.built:
+        raise ValueError(f"Argument `model` must be built. Received: unbuilt model {model.name!r}")
+    return sum(_layer_flops(layer) for layer in model.layers)
+
+
+_L = keras.layers
+
+
+def _layer_flops(layer):
+    if isinstance(layer, keras.Model):
+        return count_flops(layer)
+    inner = layer.layer if isinstance(layer, _L.Wrapper) else layer
+    kinds = (_L.Conv1D, _L.Conv2D, _L.Conv3D, _L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose, _L.Dense,
+             _L.DepthwiseConv1D, _L.DepthwiseConv2D, _L.SeparableConv1D, _L.SeparableConv2D)
+    if not isinstance(inner, kinds):
+        return 0
+    try:
+        in_shape, out_shape = tuple(layer.input.shape), tuple(layer.output.shape)
+    except (AttributeError, ValueError) as e:
+        raise ValueError(f"Argument `model`: layer {layer.name!r} has no single input and output shape ({e}); "
+                         "its multiply-accumulates cannot be counted.") from e
+    first = getattr(inner, "data_format", "channels_last") == "channels_first"
+
+    def split(shape):
+        channels = shape[1] if first else shape[-1]
+        positions = shape[2:] if first else shape[1:-1]
+        if channels is None or any(p is None for p in positions):
+            raise ValueError(f"Argument `model`: layer {layer.name!r} has unknown dimensions {shape}; its "
+                             "multiply-accumulates cannot be counted.")
+        return int(channels), int(np.prod(positions)) if positions else 1
+
+    c_in, p_in = split(in_shape)
+    c_out, p_out = split(out_shape)
+    if isinstance(inner, _L.Dense):
+        return p_out * c_in * c_out
+    k = int(np.prod(inner.kernel_size))
+    if isinstance(inner, (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)):
+        return p_in * k * c_in * c_out
+    if isinstance(inner, (_L.DepthwiseConv1D, _L.DepthwiseConv2D)):
+        return p_out * k * c_in * inner.depth_multiplier
+    if isinstance(inner, (_L.SeparableConv1D, _L.SeparableConv2D)):
+        m = inner.depth_multiplier
+        return p_out * k * c_in * m + p_out * c_in * m * c_out
+    return p_out * k * c_in // inner.groups * c_out
