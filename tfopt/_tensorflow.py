@@ -1,0 +1,45 @@
+"""TensorFlow-only pieces of backend-agnostic objects, imported by them only when the backend is TensorFlow.
+
+The modules in tfopt/models, tfopt/layers, tfopt/optimizers and tfopt/schedules never import TensorFlow; where a
+Keras 3 object needs a TensorFlow-specific step (a `tf.GradientTape`, the `tf.distribute` replica count), the step
+lives here and the object calls it on the TensorFlow backend.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def replicas_in_sync():
+    """Replicas in sync under the current `tf.distribute` strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def sam_train_step(sam, data):
+    """`SharpnessAwareMinimization.train_step` on TensorFlow: two gradient tapes, one optimizer step.
+
+    The second pass runs the model at `w + e` through a `keras.StatelessScope`, so no variable is assigned between
+    the passes (which keeps every replica's mirrored weights untouched under `tf.distribute`).
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    variables = sam.trainable_variables
+    with tf.GradientTape() as tape:
+        y_pred = sam(x, training=True)
+        loss = sam.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        scaled_loss = sam.optimizer.scale_loss(loss)
+    gradients = tape.gradient(scaled_loss, variables)
+    values = [v.value for v in variables]
+    gradients = [ops.zeros_like(w) if g is None else g for w, g in zip(values, gradients)]
+    perturbed = [w + e for w, e in zip(values, sam.perturbation(values, gradients))]
+    with tf.GradientTape() as tape:
+        tape.watch(perturbed)
+        with keras.StatelessScope(state_mapping=list(zip(variables, perturbed))):
+            sharp_pred = sam(x, training=True)
+            sharp_loss = sam.compute_loss(x=x, y=y, y_pred=sharp_pred, sample_weight=sample_weight, training=True)
+        sharp_loss = sam.optimizer.scale_loss(sharp_loss)
+    sharp_gradients = tape.gradient(sharp_loss, perturbed)
+    sam.optimizer.apply_gradients(zip(sharp_gradients, variables))
+    # The compiled loss is divided by the number of replicas (so summed gradients average); the log is not.
+    first = next(t for t in keras.tree.flatten(x) if t is not None)
+    sam._loss_metric().update_state(loss * replicas_in_sync(), sample_weight=tf.shape(first)[0])
+    return sam.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
