@@ -23,12 +23,21 @@ def test_demo_end_to_end(tmp_path):
         assert title in result.stdout
     assert "baseline" in result.stdout and "tf.data pipeline" in result.stdout
     assert "Traceback" not in result.stderr
+    assert f"TensorBoard: tensorboard --logdir {out / 'logs'}" in result.stdout
+    assert (out / "logs" / "baseline" / "train").is_dir()
 
     report = json.loads((out / "report.json").read_text())
     stages = report["stages"]
     assert [s["stage"] for s in stages] == [name for name, _ in demo.STAGES]
     assert stages[0]["stage"] == "baseline" and stages[0]["accuracy"] > 0.3  # one epoch triples chance
     for row in stages:
+        if row["stage"] == "channels pruned":  # a smaller dense model: half the channels, a quarter of the weights
+            assert row["params"] == 13_178 and row["nonzero_params"] > 0.98 * row["params"]
+            assert 0.15 < row["accuracy"] <= 1.0 and 0 < row["gzip_bytes"] < row["size_bytes"]
+            continue
+        if row["stage"] == "distilled student":  # a 5.3x smaller student, distilled from the baseline
+            assert row["params"] == 9_802 and 0.15 < row["accuracy"] <= 1.0 and row["latency_ms"] > 0
+            continue
         assert row["params"] == 51_946
         if "pruned" in row["stage"]:  # 80% of the weights pruned (biases and small layers stay dense)
             assert row["nonzero_params"] < 0.25 * row["params"]
@@ -260,3 +269,36 @@ def test_strategy_option_names_the_strategy_or_fails_in_one_line(tmp_path, capsy
     with pytest.raises(SystemExit):
         cli.main(["demo", "--strategy", "ring"])
     assert "argument --strategy: invalid choice: 'ring'" in capsys.readouterr().err
+
+
+def test_compress_teacher_flag_distills_from_the_input_model(tmp_path, capsys):
+    _compress_inputs(tmp_path)
+    out = tmp_path / "out"
+    code = cli.main(["compress", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
+                     "--sparsity", "0.5", "--epochs", "1", "--teacher", "--out", str(out)])
+    assert code == 0
+    assert "pruned 50% (.keras)" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["meta"]["teacher"] == "distilled"
+
+
+def test_compress_channels_returns_a_smaller_dense_model(tmp_path, capsys):
+    import keras
+
+    _compress_inputs(tmp_path)
+    out = tmp_path / "out"
+    code = cli.main(["compress", str(tmp_path / "model.keras"), "--data", str(tmp_path / "data.npz"),
+                     "--channels", "0.5", "--epochs", "1", "--out", str(out)])
+    assert code == 0
+    assert "50% channels pruned (.tflite)" in capsys.readouterr().out
+    small = keras.models.load_model(out / "compressed.keras")
+    assert small.layers[0].filters == 4 and small.count_params() == (18 * 4 + 4) + (64 * 2 + 2)
+    report = json.loads((out / "report.json").read_text())
+    assert report["meta"]["channels"] == 0.5
+    assert report["stages"][-2]["flops"] * 2 == report["stages"][0]["flops"]  # conv 16*18*4 + 64*2 vs 16*18*8 + 128*2
+
+
+def test_compress_channels_out_of_range_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["compress", "m.keras", "--data", "d.npz", "--channels", "1.0"])
+    assert exit_info.value.code == 2
+    assert "argument --channels: must be a number in (0, 1), got 1.0" in capsys.readouterr().err

@@ -90,10 +90,35 @@ _EXPORTS = {
     "QuantizeWrapper": "tfopt.layers",
     "ClusterWeights": "tfopt.layers",
     "QuantizableLayer": "tfopt.layers",
+    # Structured (channel) pruning: a smaller dense model, group lasso, FLOPs.
+    "prune_channels": "tfopt.compression",
+    "remove_dead_channels": "tfopt.compression",
+    "channel_importance": "tfopt.compression",
+    "add_regularizer": "tfopt.compression",
+    "count_flops": "tfopt.compression",
+    "GroupLasso": "tfopt.regularizers",
+    "StructuredPruning": "tfopt.callbacks",
     # Distribution: the strategy factory and its helpers (TensorFlow), and keras.distribution for JAX.
     "get_strategy": "tfopt.strategies",
     "describe_strategy": "tfopt.strategies",
     "get_distribution": "tfopt.strategies",
+    # Sharpness-aware minimization and distillation extras on keras.distillation; teacher-guided compression.
+    "SharpnessAwareMinimization": "tfopt.models",
+    "CachedDistiller": "tfopt.models",
+    "HintDistillation": "tfopt.models",
+    "SoftTargetDistillation": "tfopt.models",
+    "cache_teacher_outputs": "tfopt.models",
+    "fit_with_teacher": "tfopt.compression",
+    # Keras Tuner search over optimization recipes, and TensorBoard inspection.
+    "OptimizationHyperModel": "tfopt.tuning",
+    "AccuracySizeObjective": "tfopt.tuning",
+    "optimizer_from_hp": "tfopt.tuning",
+    "schedule_from_hp": "tfopt.tuning",
+    "pruning_from_hp": "tfopt.tuning",
+    "quantization_from_hp": "tfopt.tuning",
+    "GradientNormMonitor": "tfopt.callbacks",
+    "WeightHistograms": "tfopt.callbacks",
+    "HParamsLogger": "tfopt.callbacks",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -2,7 +2,9 @@
 
     tfopt demo [--out DIR] [--epochs N] [--seed S] [--quiet]
     tfopt compress MODEL.keras --data DATA.npz [--sparsity S] [--structure N:M] [--quantize int8|float16|dynamic]
-                   [--clusters N] [--epochs E] [--out DIR]
+                   [--clusters N] [--epochs E] [--out DIR] [--teacher]
+                   [--channels F]
+    tfopt tune [--trials N] [--epochs E] [--tuner random|bayesian|hyperband] [--seed S] [--out DIR] [--quiet]
 
 Bad arguments print one line, `tfopt <command>: error: ...`, and exit with status 2; never a traceback.
 """
@@ -89,6 +91,7 @@ def build_parser():
     demo.set_defaults(run=_run_demo, parser=demo)
     _add_profile_command(commands)
     _add_compress_command(commands)
+    _add_tune_command(commands)
     return parser
 
 
@@ -204,6 +207,7 @@ def _run_demo(args):
         table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in demo.REPORT_COLUMNS))
     console.print(table)
     console.print(f"Wrote {os.path.join(args.out, 'report.json')}, report.md and accuracy_vs_size.png")
+    console.print(f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'logs')}", highlight=False)
     return 0
 
 
@@ -364,6 +368,10 @@ def _add_compress_command(commands):
     compress.add_argument("--data", required=True, metavar="DATA.npz", help="arrays x_train, y_train, x_test, y_test")
     compress.add_argument("--sparsity", type=_fraction, metavar="S", help="prune to this fraction of zero weights")
     compress.add_argument("--structure", type=_structure, metavar="N:M", help="N:M structured sparsity, e.g. 2:4")
+    compress.add_argument(
+        "--channels", type=_fraction, metavar="F",
+        help="remove this fraction of the channels (filters/units) of every layer: a smaller dense model",
+    )
     compress.add_argument("--quantize", choices=("int8", "float16", "dynamic"), help="quantization of the .tflite")
     compress.add_argument("--clusters", type=_int_in_range(2), metavar="N", help="shared values per kernel")
     compress.add_argument(
@@ -371,6 +379,10 @@ def _add_compress_command(commands):
     )
     compress.add_argument(
         "--out", default="tfopt-compress", metavar="DIR", help="output folder (default: ./tfopt-compress)"
+    )
+    compress.add_argument(
+        "--teacher", action="store_true",
+        help="fine-tune against the input model's soft targets as well as the labels (distillation)",
     )
     compress.set_defaults(run=_run_compress, parser=compress)
 
@@ -402,6 +414,8 @@ def _run_compress(args):
         quantize=args.quantize,
         clusters=args.clusters,
         epochs=args.epochs,
+        teacher=args.teacher or None,
+        channels=args.channels,
     )
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title="tfopt compress: before / after")
@@ -412,6 +426,58 @@ def _run_compress(args):
         table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in columns))
     console.print(table)
     console.print(f"Wrote compressed.keras, compressed.tflite, report.json and report.md to {args.out}")
+    return 0
+
+
+def _add_tune_command(commands):
+    tune = commands.add_parser(
+        "tune",
+        help="search optimizer, schedule, pruning and QAT recipes for the demo CNN with Keras Tuner; save the best",
+        description=(
+            "Trains the demo CNN on the bundled digits data as a baseline, then runs a Keras Tuner search over "
+            "optimization recipes (tfopt.tuning.OptimizationHyperModel: optimizer and learning rate, schedule, "
+            "pruning, quantization-aware training), ranked by validation accuracy and deployed size "
+            "(AccuracySizeObjective). Prints the best recipe against the baseline, saves best_model.keras, "
+            "tune.json and tune.md under --out, and TensorBoard logs under --out/logs."
+        ),
+    )
+    tune.add_argument("--trials", type=_int_in_range(1), default=4, metavar="N", help="trials to run (default: 4)")
+    tune.add_argument(
+        "--epochs", type=_int_in_range(1), default=6, metavar="E", help="epochs per trial and baseline (default: 6)"
+    )
+    tune.add_argument(
+        "--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="search (default: random)"
+    )
+    tune.add_argument("--seed", type=_int_in_range(0, 2**32 - 1), default=0, metavar="S", help="seed (default: 0)")
+    tune.add_argument("--out", default="tfopt-tune", metavar="DIR", help="output folder (default: ./tfopt-tune)")
+    tune.add_argument("--quiet", action="store_true", help="print only the result")
+    tune.set_defaults(run=_run_tune, parser=tune)
+
+
+def _run_tune(args):
+    _check_writable(args.parser, args.out)
+    _import_keras_quietly()
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from tfopt.tuning import run_tune
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if not args.quiet:
+        console.print(f"tfopt tune: baseline, then {args.trials} trials of {args.epochs} epochs ({args.tuner} search)")
+    result = run_tune(args.out, trials=args.trials, epochs=args.epochs, seed=args.seed, tuner=args.tuner)
+    console.print(Markdown(result["table"]))
+    best, baseline = result["best"], result["baseline"]
+    console.print(f"Best recipe (trial {result['best_trial']['trial_id']}): {result['recipe_text']}",
+                  highlight=False, soft_wrap=True)
+    console.print(
+        f"vs baseline: test accuracy {100 * best['accuracy']:.2f}% vs {100 * baseline['accuracy']:.2f}%, deployed "
+        f"size {best['deployed_bytes'] / 1024:.1f} KiB vs {baseline['deployed_bytes'] / 1024:.1f} KiB "
+        f"({baseline['deployed_bytes'] / best['deployed_bytes']:.2f}x smaller)",
+        highlight=False, soft_wrap=True,
+    )
+    console.print(f"Saved {result['model_path']}, tune.json and tune.md", highlight=False)
+    console.print(f"TensorBoard: tensorboard --logdir {result['log_dir']}", highlight=False)
     return 0
 
 

@@ -300,6 +300,90 @@ def stage_pruned_int8(ctx):
     return export_tflite(model, _tflite_path(ctx, "pruned_int8"), "int8")
 
 
+def build_demo_student(input_shape=(8, 8, 1), num_classes=10):
+    """The distilled stage's student: the baseline's shape at a quarter of its widths (9,802 parameters, 5.3x
+    fewer)."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="demo_student",
+    )
+
+
+def stage_distilled_student(ctx):
+    """A 5x smaller CNN distilled from the baseline with `keras.distillation` and cached teacher outputs.
+
+    The baseline's outputs on the training and validation data are computed once
+    (`tfopt.models.cache_teacher_outputs`); `tfopt.models.CachedDistiller` then trains the student on labels and
+    the teacher's temperature-4 soft targets without running the teacher again. `benchmarks/distillation.py`
+    compares it with the same student trained alone, over seeds.
+    """
+    from tfopt.models import CachedDistiller, cache_teacher_outputs
+
+    keras.utils.set_random_seed(ctx.seed)
+    train = cache_teacher_outputs(ctx.baseline, *ctx.data.train)
+    validation = cache_teacher_outputs(ctx.baseline, *ctx.data.validation)
+    distiller = CachedDistiller(build_demo_student(ctx.data.input_shape, ctx.data.num_classes))
+    distiller.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    distiller.fit(*train, batch_size=BATCH_SIZE, epochs=ctx.epochs, validation_data=validation,
+                  callbacks=ctx.callbacks, verbose=0)
+    return distiller.student
+
+
+DISTILLED_PRUNED_SPARSITY = 0.9
+
+
+def stage_pruned_with_teacher(ctx):
+    """Pruning to 90% sparsity (the pruned stage's recipe) fine-tuned against the baseline's soft targets as well
+    as the labels (`tfopt.compression.fit_with_teacher`, cached teacher outputs); the stripped model."""
+    from tfopt.callbacks import UpdatePruningStep
+    from tfopt.compression import PolynomialDecay, fit_with_teacher, prune_low_magnitude, strip_pruning
+
+    epochs = max(1, ctx.epochs // 2)
+    end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
+    schedule = PolynomialDecay(0.0, DISTILLED_PRUNED_SPARSITY, begin_step=0, end_step=end_step,
+                               frequency=max(1, end_step // 20))
+    keras.utils.set_random_seed(ctx.seed)
+    pruned = prune_low_magnitude(ctx.baseline, schedule, pruning_scope="global")
+    fit_with_teacher(pruned, ctx.baseline, *ctx.data.train, optimizer=keras.optimizers.Adam(1e-3),
+                     validation_data=ctx.data.validation, batch_size=BATCH_SIZE, epochs=epochs,
+                     callbacks=[*ctx.callbacks, UpdatePruningStep()], verbose=0)
+    return strip_pruning(pruned)
+
+
+CHANNELS_PRUNED = 0.5
+
+
+def stage_channels_pruned(ctx):
+    """Half of the channels of every hidden Conv/Dense layer removed: a smaller *dense* model (structured pruning).
+
+    A copy of the baseline fine-tunes for half its epochs while `tfopt.callbacks.StructuredPruning` masks the
+    lowest-L1 filters/units gradually (first 70% of the steps); `remove_dead_channels` then removes them without
+    changing a prediction. Fewer parameters, about a quarter of the multiply-accumulates, and lower latency on any
+    hardware, unlike the zeros of magnitude pruning.
+    """
+    from tfopt.callbacks import StructuredPruning
+    from tfopt.compression import count_flops, remove_dead_channels
+
+    keras.utils.set_random_seed(ctx.seed)
+    model = keras.models.clone_model(ctx.baseline)
+    model.set_weights(ctx.baseline.get_weights())
+    ctx.compile(model, keras.optimizers.Adam(1e-3))
+    model.fit(*ctx.data.train, batch_size=BATCH_SIZE, epochs=max(1, ctx.epochs // 2),
+              validation_data=ctx.data.validation, callbacks=[*ctx.callbacks, StructuredPruning(CHANNELS_PRUNED)],
+              verbose=0)
+    small = remove_dead_channels(model)
+    ctx.notes["channels pruned"] = {"flops_ratio": count_flops(small) / count_flops(ctx.baseline)}
+    return small
+
+
 # (name, function), run in order; the baseline comes first.
 STAGES = [
     ("baseline", stage_baseline),
@@ -307,12 +391,47 @@ STAGES = [
     ("schedule", stage_schedule),
     ("optimizer", stage_optimizer),
     ("pruned", stage_pruned),
+    ("channels pruned", stage_channels_pruned),
     ("int8 (post-training)", stage_int8_post_training),
     ("int8 (QAT)", stage_int8_qat),
     ("clustered", stage_clustered),
     ("folded", stage_folded),
     ("pruned + int8", stage_pruned_int8),
+    ("distilled student", stage_distilled_student),
+    ("pruned 90% + teacher", stage_pruned_with_teacher),
 ]
+
+
+def tensorboard_callbacks(ctx, stage):
+    """The TensorBoard logs of one stage, in `<out>/logs/<stage>`: learning rate per step, gradient norms (global and
+    per layer, on 64 validation images) and weight histograms of wrapped layers at each epoch end, and per-layer
+    sparsity of pruned models. `tensorboard --logdir <out>/logs` shows every stage side by side."""
+    import re
+
+    from tfopt.callbacks import GradientNormMonitor, LearningRateMonitor, PruningSummaries, WeightHistograms
+
+    class StageGradientNorms(GradientNormMonitor):
+        """Gradient norms of the model a stage fits; none for a distiller (its call needs its teacher's outputs)."""
+
+        def set_model(self, model):
+            super().set_model(model)
+            self.skip = isinstance(model, keras.distillation.Distiller)
+
+        def on_train_begin(self, logs=None):
+            if not self.skip:
+                super().on_train_begin(logs)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if not self.skip:
+                super().on_train_batch_end(batch, logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.skip:
+                super().on_epoch_end(epoch, logs)
+
+    folder = os.path.join(ctx.out_dir or ".", "logs", re.sub(r"[^A-Za-z0-9.]+", "_", stage).strip("_"))
+    return [LearningRateMonitor(folder, every_n_steps=10), PruningSummaries(folder), WeightHistograms(folder),
+            StageGradientNorms((ctx.data.x_val[:64], ctx.data.y_val[:64]), folder)]
 
 
 def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=None, fast=False, strategy=None):
@@ -341,6 +460,7 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
     for name, stage in STAGES:
         log = _EpochLog()
         ctx.callbacks = [log, *(make_callbacks(name) if make_callbacks else [])]
+        ctx.callbacks += tensorboard_callbacks(ctx, name)
         start = time.perf_counter()
         # The whole stage runs in the strategy's scope: Keras optimizers, wrappers and clones create variables
         # when they are constructed, and variables made outside the scope cannot train inside it.

@@ -159,6 +159,16 @@ def tfopt_objects():
     )
     table["quantize_model"] = (lambda: keras.optimizers.Adam(0.01), lambda m: c.quantize_model(m))
     table["cluster_weights"] = (lambda: keras.optimizers.Adam(0.01), lambda m: c.cluster_weights(m, 4))
+    from tfopt import models as tm
+
+    table["SharpnessAwareMinimization"] = (
+        lambda: keras.optimizers.SGD(0.05),
+        lambda m: tm.SharpnessAwareMinimization(m),
+    )
+    table["SharpnessAwareMinimization+Lookahead"] = (
+        lambda: o.Lookahead(keras.optimizers.Adam(0.01)),
+        lambda m: tm.SharpnessAwareMinimization(m, rho=0.1, adaptive=True),
+    )
     return table
 
 

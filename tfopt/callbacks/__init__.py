@@ -11,8 +11,14 @@ Public objects:
     recompute_batch_norm_statistics: BatchNorm statistics for averaged weights (cumulative average).
     UpdatePruningStep: writes the pruning masks into a pruned model's stored weights (epoch and training end).
     PruningSummaries: per-layer sparsity and threshold of a pruned model in TensorBoard.
+    StructuredPruning: gradual channel pruning inside `fit` (then remove_dead_channels gives the small model).
+    GradientNormMonitor: global and per-layer gradient norms of the loss, in the epoch logs and TensorBoard.
+    WeightHistograms: TensorBoard histograms of the weights inside pruning, QAT and clustering wrappers.
+    HParamsLogger: a run's (a tuner trial's) hyperparameters and metrics for TensorBoard's HParams dashboard.
 """
 
+from tfopt.callbacks.gradient_norm_monitor import GradientNormMonitor
+from tfopt.callbacks.hparams_logger import HParamsLogger
 from tfopt.callbacks.learning_rate_decay import LearningRateDecay
 from tfopt.callbacks.learning_rate_monitor import LearningRateMonitor
 from tfopt.callbacks.lr_finder import LRFinder, find_learning_rate
@@ -20,10 +26,14 @@ from tfopt.callbacks.momentum_cycle import MomentumCycle
 from tfopt.callbacks.pruning_summaries import PruningSummaries
 from tfopt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from tfopt.callbacks.schedule_free_eval import ScheduleFreeEval
+from tfopt.callbacks.structured_pruning import StructuredPruning
 from tfopt.callbacks.swa_eval import SWAEval, recompute_batch_norm_statistics
 from tfopt.callbacks.update_pruning_step import UpdatePruningStep
+from tfopt.callbacks.weight_histograms import WeightHistograms
 
 __all__ = [
+    "GradientNormMonitor",
+    "HParamsLogger",
     "LRFinder",
     "LearningRateDecay",
     "LearningRateMonitor",
@@ -32,7 +42,9 @@ __all__ = [
     "ReduceLROnPlateau",
     "SWAEval",
     "ScheduleFreeEval",
+    "StructuredPruning",
     "UpdatePruningStep",
+    "WeightHistograms",
     "find_learning_rate",
     "recompute_batch_norm_statistics",
 ]

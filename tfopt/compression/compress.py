@@ -71,8 +71,11 @@ class _Pipeline:
         self.data, self.loss, self.epochs = data, loss, epochs
         self.learning_rate, self.batch_size = learning_rate, batch_size
         self.train_seconds = 0.0
+        self.teacher = None  # with a teacher, fine-tuning distills from it (tfopt.compression.fit_with_teacher)
 
     def fit(self, model, callbacks=()):
+        if self.teacher is not None:
+            return self._fit_with_teacher(model, callbacks)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss, metrics=["accuracy"])
         if self.epochs:
             start = time.perf_counter()
@@ -85,6 +88,18 @@ class _Pipeline:
                 verbose=0,
             )
             self.train_seconds += time.perf_counter() - start
+        return model
+
+    def _fit_with_teacher(self, model, callbacks):
+        from tfopt.compression.distill import fit_with_teacher
+
+        start = time.perf_counter()
+        fit_with_teacher(model, self.teacher, self.data["x_train"], self.data["y_train"],
+                         optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss,
+                         batch_size=self.batch_size, epochs=self.epochs, callbacks=list(callbacks), verbose=0)
+        self.train_seconds += time.perf_counter() - start
+        # Keep the model compiled on its own (evaluate/save see a plain model, as without a teacher).
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss, metrics=["accuracy"])
         return model
 
 
@@ -101,6 +116,8 @@ def compress(
     learning_rate=5e-4,
     batch_size=32,
     seed=0,
+    teacher=None,
+    channels=None,
 ):
     """Fine-tunes and compresses a trained model, then writes it and a before/after report.
 
@@ -125,12 +142,21 @@ def compress(
         learning_rate: Adam's learning rate for fine-tuning, > 0. Default 5e-4.
         batch_size: fine-tuning batch size, an integer >= 1. Default 32.
         seed: seed of the fine-tuning's shuffles and initialisations. Default 0.
+        teacher: fine-tune against a teacher's soft targets as well as the labels (`fit_with_teacher`, cached
+            teacher outputs): True for the input model itself (the dense original teaches its compressed copy),
+            a `keras.Model` or `.keras` path for another, or None for labels only. Default None.
+
+        channels: fraction of the channels (filters/units) of every prunable layer to remove first, in (0, 1), or
+            None: gradual channel pruning while fine-tuning (`tfopt.callbacks.StructuredPruning`), then
+            `remove_dead_channels` gives the smaller dense model the later steps start from.
 
     Returns:
         The report rows (dicts), original first.
     """
     if sparsity is not None:
         sparsity = _checks.number_in("sparsity", sparsity, 0.0, 1.0)
+    if channels is not None:
+        channels = _checks.number_in("channels", channels, 0.0, 1.0)
     n_m = _parse_structure(structure)
     if quantize is not None:
         _checks.choice("quantize", quantize, _QUANTIZE)
@@ -162,12 +188,16 @@ def compress(
     keras.utils.set_random_seed(int(seed))
     test = (data["x_test"], data["y_test"])
     pipeline = _Pipeline(data, _loss_for(model, data["y_train"]), epochs, learning_rate, batch_size)
+    pipeline.teacher = _teacher_for(teacher, model)
     original_tflite = export_tflite(model, os.path.join(out_dir, "original.tflite"))
     rows = [
         {"stage": "original (.keras)", **measure_model(model, *test).to_dict()},
         {"stage": "original (.tflite float32)", **measure_model(original_tflite, *test).to_dict()},
     ]
     steps = []
+    if channels is not None:
+        model = _prune_channels(model, pipeline, channels)
+        steps.append(f"{channels:.0%} channels pruned")
     if sparsity is not None or n_m is not None:
         model = _prune(model, pipeline, sparsity, n_m)
         steps.append(f"structured {n_m[0]}:{n_m[1]}" if n_m else f"pruned {sparsity:.0%}")
@@ -198,9 +228,34 @@ def compress(
             "clusters": clusters,
             "epochs": epochs,
             "learning_rate": learning_rate,
+            "teacher": None if pipeline.teacher is None else "distilled",
+            "channels": channels,
         },
     )
     return rows
+
+
+def _teacher_for(teacher, model):
+    if teacher is None or teacher is False:
+        return None
+    if teacher is True:
+        copy = keras.models.clone_model(model)  # the input model teaches; a copy stays fixed while it changes
+        copy.set_weights(model.get_weights())
+        return copy
+    if isinstance(teacher, (str, os.PathLike)) and os.fspath(teacher).endswith(".keras") and os.path.isfile(teacher):
+        return keras.models.load_model(teacher)
+    if isinstance(teacher, keras.Model):
+        return teacher
+    raise TypeError(f"Argument `teacher` must be None, True, a keras.Model or an existing .keras path. Received: "
+                    f"teacher={teacher!r}")
+
+
+def _prune_channels(model, pipeline, channels):
+    from tfopt.callbacks.structured_pruning import StructuredPruning
+    from tfopt.compression.remove_dead_channels import remove_dead_channels
+
+    # Gradual over the first 70% of the fine-tuning steps (the callback's default), fine-tuned at the final width.
+    return remove_dead_channels(pipeline.fit(model, callbacks=[StructuredPruning(channels)]))
 
 
 def _prune(model, pipeline, sparsity, n_m):
