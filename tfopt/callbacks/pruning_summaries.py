@@ -4,17 +4,14 @@ It writes with `tf.summary`, so it needs TensorFlow installed (a tfopt dependenc
 backend.
 """
 
-import os
-
 import keras
 import numpy as np
 
-from tfopt import _checks
-from tfopt.callbacks import _optimizer
+from tfopt.callbacks._summary_writer import SummaryWriterCallback
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class PruningSummaries(keras.callbacks.Callback):
+class PruningSummaries(SummaryWriterCallback):
     """Logs the sparsity and the magnitude threshold of every pruned weight to TensorBoard.
 
     Use it to watch a pruning schedule act: for each weight a `PruneLowMagnitude` masks, it writes the scalars
@@ -31,25 +28,17 @@ class PruningSummaries(keras.callbacks.Callback):
         update_freq: "epoch" (default), or an integer >= 1: write every this many optimizer steps.
     """
 
+    subdir = "pruning"
+
     def __init__(self, log_dir, update_freq="epoch"):
-        super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-            raise TypeError(f"Argument `log_dir` must be a non-empty path (str or os.PathLike). Received: "
-                            f"log_dir={log_dir!r} of type {type(log_dir).__name__}")
-        self.log_dir = os.fspath(log_dir)
-        if update_freq != "epoch":
-            update_freq = _checks.integer("update_freq", update_freq, 1)
-        self.update_freq = update_freq
-        self._writer = None
+        super().__init__(log_dir, update_freq)
         self._wrappers = []
 
     def on_train_begin(self, logs=None):
-        import tensorflow as tf
-
         from tfopt.compression.prune import collect_wrappers
 
         self._wrappers = collect_wrappers(self.model)
-        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "pruning"))
+        super().on_train_begin(logs)
 
     def scalars(self):
         """The values written: a dict tag -> float."""
@@ -68,33 +57,6 @@ class PruningSummaries(keras.callbacks.Callback):
             values["total/sparsity"] = 1.0 - kept / size
         return values
 
-    def _write(self):
-        import tensorflow as tf
-
-        step = _optimizer.iterations(self.model.optimizer)
-        with self._writer.as_default():
-            for tag, value in self.scalars().items():
-                tf.summary.scalar(tag, value, step=step)
-        self._writer.flush()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.update_freq == "epoch" or self._writer is None:
-            return
-        if _optimizer.iterations(self.model.optimizer) % self.update_freq == 0:
-            self._write()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.update_freq == "epoch" and self._writer is not None:
-            self._write()
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def get_config(self):
-        return {"log_dir": self.log_dir, "update_freq": self.update_freq}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    def write_summaries(self, tf, step):
+        for tag, value in self.scalars().items():
+            tf.summary.scalar(tag, value, step=step)

@@ -5,13 +5,11 @@ It writes with `tf.summary`, so it needs TensorFlow installed (a tfopt dependenc
 backend.
 """
 
-import os
-
 import keras
 import numpy as np
 
 from tfopt import _checks
-from tfopt.callbacks import _optimizer
+from tfopt.callbacks._summary_writer import SummaryWriterCallback
 
 
 def effective_weights(wrapper):
@@ -33,7 +31,7 @@ def effective_weights(wrapper):
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class WeightHistograms(keras.callbacks.Callback):
+class WeightHistograms(SummaryWriterCallback):
     """Writes a histogram of every weight a tfopt wrapper transforms, before and after the transformation.
 
     Use it to see what compression does to a distribution: the spike at zero that pruning grows, the 255 levels
@@ -54,21 +52,15 @@ class WeightHistograms(keras.callbacks.Callback):
         include_unwrapped: also write the weights of layers no tfopt wrapper holds. Default False.
     """
 
+    subdir = "weights"
+
     def __init__(self, log_dir, update_freq="epoch", buckets=30, include_unwrapped=False):
-        super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-            raise TypeError(f"Argument `log_dir` must be a non-empty path (str or os.PathLike). Received: "
-                            f"log_dir={log_dir!r} of type {type(log_dir).__name__}")
-        self.log_dir = os.fspath(log_dir)
-        if update_freq != "epoch":
-            update_freq = _checks.integer("update_freq", update_freq, 1)
-        self.update_freq = update_freq
+        super().__init__(log_dir, update_freq)
         self.buckets = _checks.integer("buckets", buckets, 2)
         if not isinstance(include_unwrapped, bool):
             raise TypeError(f"Argument `include_unwrapped` must be True or False. Received: "
                             f"include_unwrapped={include_unwrapped!r}")
         self.include_unwrapped = include_unwrapped
-        self._writer = None
 
     def histograms(self):
         """The values written: a dict tag -> NumPy array."""
@@ -86,45 +78,16 @@ class WeightHistograms(keras.callbacks.Callback):
                     values[f"{layer.name}/{variable.name}"] = keras.ops.convert_to_numpy(variable)
         return values
 
-    def on_train_begin(self, logs=None):
-        import tensorflow as tf
-
-        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "weights"))
-
-    def _write(self):
-        import tensorflow as tf
+    def write_summaries(self, tf, step):
         from tensorboard.plugins.histogram import metadata
 
-        step = _optimizer.iterations(self.model.optimizer)
-        with self._writer.as_default():
-            for tag, value in self.histograms().items():
-                # Bucketed in NumPy and written as one tensor: tf.summary.histogram's eager ops cost ~20x more.
-                tf.summary.write(tag, buckets(value, self.buckets), step=step,
-                                 metadata=metadata.create_summary_metadata(tag, ""))
-        self._writer.flush()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.update_freq == "epoch" or self._writer is None:
-            return
-        if _optimizer.iterations(self.model.optimizer) % self.update_freq == 0:
-            self._write()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.update_freq == "epoch" and self._writer is not None:
-            self._write()
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        for tag, value in self.histograms().items():
+            # Bucketed in NumPy and written as one tensor: tf.summary.histogram's eager ops cost ~20x more.
+            tf.summary.write(tag, buckets(value, self.buckets), step=step,
+                             metadata=metadata.create_summary_metadata(tag, ""))
 
     def get_config(self):
-        return {"log_dir": self.log_dir, "update_freq": self.update_freq, "buckets": self.buckets,
-                "include_unwrapped": self.include_unwrapped}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return {**super().get_config(), "buckets": self.buckets, "include_unwrapped": self.include_unwrapped}
 
 
 def buckets(value, count):

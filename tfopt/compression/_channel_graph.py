@@ -73,18 +73,21 @@ def check_model(model, argument="model"):
         raise ValueError(f"Argument `{argument}` must be built (called on an input). Received: unbuilt {model.name!r}")
 
 
-def _tensor_refs(node):
+def tensor_refs(node):
+    """The serialized tensors (dicts with a `keras_history` of `[layer_name, node_index, tensor_index]`) anywhere
+    inside a serialized call (also used by `fold_batch_norms`)."""
     if isinstance(node, dict):
         if "keras_history" in node:
             yield node
         for value in node.values():
-            yield from _tensor_refs(value)
+            yield from tensor_refs(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            yield from _tensor_refs(value)
+            yield from tensor_refs(value)
 
 
-def _entry_name(entry):
+def entry_name(entry):
+    """The name of a layer entry of a functional model's config."""
     return entry.get("name") or entry["config"]["name"]
 
 
@@ -104,11 +107,11 @@ def topology(model):
     inbound = {}
     for entry in config["layers"]:
         nodes = entry.get("inbound_nodes", [])
-        name = _entry_name(entry)
+        name = entry_name(entry)
         if len(nodes) > 1:
             raise ValueError(f"Argument `model`: layer {name!r} is called {len(nodes)} times (a shared layer); "
                              "channel pruning needs every layer called once.")
-        refs = [ref["keras_history"] for node in nodes for ref in _tensor_refs(node)]
+        refs = [ref["keras_history"] for node in nodes for ref in tensor_refs(node)]
         for ref in refs:
             if ref[1] != 0 or ref[2] != 0:
                 raise ValueError(f"Argument `model`: layer {name!r} reads output {ref[2]} of call {ref[1]} of "
@@ -480,7 +483,7 @@ def rebuild(graph, keep):
     initializers = {}
     for entry in entries:
         entry.pop("build_config", None)
-        name = _entry_name(entry)
+        name = entry_name(entry)
         if name in new_sizes:
             key = "units" if "units" in entry["config"] else "filters"
             entry["config"][key] = new_sizes[name]

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tfopt import _checks
+from tfopt.compression._channel_graph import entry_name, tensor_refs
 
 __all__ = ["fold_batch_norms"]
 
@@ -83,19 +84,6 @@ def _check_model(model):
         raise ValueError(f"Argument `model` must be built. Received: unbuilt model {model.name!r}")
 
 
-def _tensor_refs(node):
-    """The serialized tensors (dicts with a `keras_history` of `[layer_name, node_index, tensor_index]`) anywhere
-    inside a serialized call."""
-    if isinstance(node, dict):
-        if "keras_history" in node:
-            yield node
-        for value in node.values():
-            yield from _tensor_refs(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _tensor_refs(value)
-
-
 def layer_graph(model):
     """`(inbound, consumers)`: for each layer name, the names of the layers it reads from (one entry per call,
     in order) and of the layers that read it. Model inputs appear as their InputLayer's name."""
@@ -112,7 +100,7 @@ def layer_graph(model):
     else:
         for entry in config["layers"]:
             inbound[entry["name"]] = [
-                [ref["keras_history"][0] for ref in _tensor_refs(node)] for node in entry.get("inbound_nodes", [])
+                [ref["keras_history"][0] for ref in tensor_refs(node)] for node in entry.get("inbound_nodes", [])
             ]
     consumers = {name: [] for name in inbound}
     for name, calls in inbound.items():
@@ -175,13 +163,13 @@ def _rebuild(model, folds):
     """A new model from `model`'s config without the folded BNs (their producers get a bias), weights copied."""
     config = model.get_config()
     producers = set(folds.values())
-    config["layers"] = [e for e in config["layers"] if _entry_name(e) not in folds]
+    config["layers"] = [e for e in config["layers"] if entry_name(e) not in folds]
     for entry in config["layers"]:
-        if _entry_name(entry) in producers:
+        if entry_name(entry) in producers:
             entry["config"]["use_bias"] = True
     if not isinstance(model, keras.Sequential):
         # Whatever read a folded BN's output now reads its producer's (each called once: node 0, tensor 0).
-        for ref in _tensor_refs(config["layers"]):
+        for ref in tensor_refs(config["layers"]):
             if ref["keras_history"][0] in folds:
                 ref["keras_history"] = [folds[ref["keras_history"][0]], 0, 0]
         outputs = config["output_layers"]
@@ -198,7 +186,3 @@ def _rebuild(model, folds):
         else:
             layer.set_weights(source.get_weights())
     return folded
-
-
-def _entry_name(entry):
-    return entry.get("name") or entry["config"]["name"]

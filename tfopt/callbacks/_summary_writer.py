@@ -1,0 +1,66 @@
+"""The TensorBoard plumbing shared by tfopt's summary callbacks: the `log_dir` and `update_freq` arguments, one
+event file writer per `fit`, and when to write (every epoch, or every `update_freq` optimizer steps).
+
+It writes with `tf.summary`, so it needs TensorFlow installed (a tfopt dependency); it works under any Keras
+backend.
+"""
+
+import os
+
+import keras
+
+from tfopt import _checks
+from tfopt.callbacks import _optimizer
+
+
+class SummaryWriterCallback(keras.callbacks.Callback):
+    """Base class: subclasses set `subdir` (the event file folder under `log_dir`) and implement
+    `write_summaries(tf, step)`, called inside the writer's default context."""
+
+    subdir = ""
+
+    def __init__(self, log_dir, update_freq="epoch"):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
+            raise TypeError(f"Argument `log_dir` must be a non-empty path (str or os.PathLike). Received: "
+                            f"log_dir={log_dir!r} of type {type(log_dir).__name__}")
+        self.log_dir = os.fspath(log_dir)
+        if update_freq != "epoch":
+            update_freq = _checks.integer("update_freq", update_freq, 1)
+        self.update_freq = update_freq
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, self.subdir))
+
+    def _write(self):
+        import tensorflow as tf
+
+        step = _optimizer.iterations(self.model.optimizer)
+        with self._writer.as_default():
+            self.write_summaries(tf, step)
+        self._writer.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_freq == "epoch" or self._writer is None:
+            return
+        if _optimizer.iterations(self.model.optimizer) % self.update_freq == 0:
+            self._write()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.update_freq == "epoch" and self._writer is not None:
+            self._write()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def get_config(self):
+        return {"log_dir": self.log_dir, "update_freq": self.update_freq}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
