@@ -104,14 +104,15 @@ class AdaBelief(keras.optimizers.Optimizer):
         m = self._momentums[self._get_variable_index(variable)]
         s = self._beliefs[self._get_variable_index(variable)]
         t = ops.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
         epsilon = ops.cast(self.epsilon, dtype)
 
-        self.assign(m, beta_1 * m + ops.cast(1.0 - self.beta_1, dtype) * gradient)
-        self.assign(s, beta_2 * s + ops.cast(1.0 - self.beta_2, dtype) * ops.square(gradient - m) + epsilon)
-        m_hat = m / _common.one_minus_power(self.beta_1, t, dtype)
-        s_hat = s / _common.one_minus_power(self.beta_2, t, dtype)
-        self.assign_sub(variable, lr * m_hat / (ops.sqrt(s_hat) + epsilon))
+        # In place, and the bias corrections folded into two scalars (one pass for the step, as Keras's Adam):
+        #   w -= (lr sqrt(c2) / c1) m / (sqrt(s) + epsilon sqrt(c2))
+        self.assign_add(m, (gradient - m) * ops.cast(1.0 - self.beta_1, dtype))
+        self.assign_add(s, (ops.square(gradient - m) - s) * ops.cast(1.0 - self.beta_2, dtype) + epsilon)
+        root_2 = ops.sqrt(_common.one_minus_power(self.beta_2, t, dtype))
+        step = lr * root_2 / _common.one_minus_power(self.beta_1, t, dtype)
+        self.assign_sub(variable, step * m / (ops.sqrt(s) + epsilon * root_2))
 
     def get_config(self):
         config = super().get_config()

@@ -112,21 +112,27 @@ class RAdam(keras.optimizers.Optimizer):
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         t = ops.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
 
-        self.assign(m, beta_1 * m + ops.cast(1.0 - self.beta_1, dtype) * gradient)
-        self.assign(v, beta_2 * v + ops.cast(1.0 - self.beta_2, dtype) * ops.square(gradient))
+        # m and v in place, one pass each (as Keras's Adam); the bias corrections, r_t and the choice between the
+        # rectified and the SGD-with-momentum step are folded into three scalars, so the step is one pass too:
+        #   rectified:  w -= (lr r_t sqrt(c2) / c1) m / (sqrt(v) + epsilon sqrt(c2))
+        #   otherwise:  w -= (lr / c1) m / (0 sqrt(v) + 1)
+        self.assign_add(m, (gradient - m) * ops.cast(1.0 - self.beta_1, dtype))
+        self.assign_add(v, (ops.square(gradient) - v) * ops.cast(1.0 - self.beta_2, dtype))
+        correction_1 = _common.one_minus_power(self.beta_1, t, dtype)
         correction_2 = _common.one_minus_power(self.beta_2, t, dtype)
-        m_hat = m / _common.one_minus_power(self.beta_1, t, dtype)
         rho_inf = 2.0 / (1.0 - self.beta_2) - 1.0
         rho_t = rho_inf - 2.0 * t * (1.0 - correction_2) / correction_2
         rectified = rho_t > 5.0
-        # Any value > 4 on the steps that take the momentum step, so the unused square root stays real.
         rho_safe = ops.where(rectified, rho_t, ops.cast(6.0, dtype))
         scale = math.sqrt(rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0))) if rho_inf > 5.0 else 1.0
         r_t = ops.sqrt((rho_safe - 4.0) * (rho_safe - 2.0) / rho_safe) * scale
-        adaptive = r_t * m_hat / (ops.sqrt(v / correction_2) + ops.cast(self.epsilon, dtype))
-        self.assign_sub(variable, lr * ops.where(rectified, adaptive, m_hat))
+        root_2 = ops.sqrt(correction_2)
+        one, zero = ops.ones((), dtype), ops.zeros((), dtype)
+        step = ops.where(rectified, lr * r_t * root_2 / correction_1, lr / correction_1)
+        sqrt_weight = ops.where(rectified, one, zero)
+        offset = ops.where(rectified, ops.cast(self.epsilon, dtype) * root_2, one)
+        self.assign_sub(variable, step * m / (sqrt_weight * ops.sqrt(v) + offset))
 
     def get_config(self):
         config = super().get_config()

@@ -109,11 +109,13 @@ class Yogi(keras.optimizers.Optimizer):
         t = ops.cast(self.iterations + 1, dtype)
 
         squared = ops.square(gradient)
-        self.assign(m, ops.cast(self.beta_1, dtype) * m + ops.cast(1.0 - self.beta_1, dtype) * gradient)
-        self.assign(v, v - ops.cast(1.0 - self.beta_2, dtype) * ops.sign(v - squared) * squared)
-        m_hat = m / _common.one_minus_power(self.beta_1, t, dtype)
-        v_hat = v / _common.one_minus_power(self.beta_2, t, dtype)
-        self.assign_sub(variable, lr * m_hat / (ops.sqrt(v_hat) + ops.cast(self.epsilon, dtype)))
+        # In place, and the bias corrections folded into two scalars (one pass for the step, as Keras's Adam):
+        #   w -= (lr sqrt(c2) / c1) m / (sqrt(v) + epsilon sqrt(c2))
+        self.assign_add(m, (gradient - m) * ops.cast(1.0 - self.beta_1, dtype))
+        self.assign_sub(v, ops.sign(v - squared) * squared * ops.cast(1.0 - self.beta_2, dtype))
+        root_2 = ops.sqrt(_common.one_minus_power(self.beta_2, t, dtype))
+        step = lr * root_2 / _common.one_minus_power(self.beta_1, t, dtype)
+        self.assign_sub(variable, step * m / (ops.sqrt(v) + ops.cast(self.epsilon, dtype) * root_2))
 
     def get_config(self):
         config = super().get_config()
