@@ -55,8 +55,8 @@ def build_parser():
         description=(
             "Trains a small CNN baseline on scikit-learn's handwritten digits (1,797 8x8 images, fixed stratified "
             "split), then runs every optimization stage tfopt provides, each measured the same way: test accuracy, "
-            "parameters, non-zero parameters, saved size, gzip size and batch-1 latency. Prints the table and "
-            "writes report.json, report.md and accuracy_vs_size.png under --out."
+            "parameters, non-zero parameters, multiply-accumulates, saved size, gzip size and batch-1 latency. "
+            "Prints the table and writes report.json, report.md and accuracy_vs_size.png under --out."
         ),
     )
     demo.add_argument("--out", default="tfopt-demo", metavar="DIR", help="output folder (default: ./tfopt-demo)")

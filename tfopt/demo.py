@@ -25,6 +25,7 @@ REPORT_COLUMNS = (
     ("accuracy", "Test acc."),
     ("params", "Params"),
     ("nonzero_params", "Non-zero"),
+    ("flops", "MACs"),
     ("size_bytes", "Size"),
     ("gzip_bytes", "Gzip"),
     ("latency_ms", "Latency (ms)"),
@@ -506,7 +507,7 @@ def format_cell(key, value):
         return f"{100 * value:.2f}%"
     if key in ("size_bytes", "gzip_bytes"):
         return f"{value / 1024:.1f} KiB"
-    if key in ("params", "nonzero_params"):
+    if key in ("params", "nonzero_params", "flops"):
         return f"{value:,}"
     if key == "latency_ms":
         return f"{value:.3f}"
