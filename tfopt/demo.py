@@ -34,21 +34,26 @@ REPORT_COLUMNS = (
 )
 
 
+def _small_cnn(input_shape, num_classes, filters, *, batch_norm=False, dropout=0.25, name=None):
+    """Two 3x3 convolutions (relu, or bias-free with BatchNormalization before the relu), 2x2 max pooling, an
+    optional Dropout, Dense(32, relu) and a softmax classifier: the shape of every model the demo trains."""
+    layers = [keras.Input(input_shape)]
+    for width in filters:
+        if batch_norm:
+            layers += [keras.layers.Conv2D(width, 3, padding="same", use_bias=False),
+                       keras.layers.BatchNormalization(), keras.layers.ReLU()]
+        else:
+            layers.append(keras.layers.Conv2D(width, 3, padding="same", activation="relu"))
+    layers += [keras.layers.MaxPooling2D(2), keras.layers.Flatten()]
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout))
+    layers += [keras.layers.Dense(32, activation="relu"), keras.layers.Dense(num_classes, activation="softmax")]
+    return keras.Sequential(layers, name=name)
+
+
 def build_demo_cnn(input_shape=(8, 8, 1), num_classes=10):
     """The demo's baseline: a small CNN (51,946 parameters) for 8x8 grey images."""
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.25),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ],
-        name="demo_cnn",
-    )
+    return _small_cnn(input_shape, num_classes, (32, 64), name="demo_cnn")
 
 
 @dataclass
@@ -256,23 +261,7 @@ def stage_clustered(ctx):
 
 def build_demo_cnn_bn(input_shape=(8, 8, 1), num_classes=10):
     """The demo CNN with BatchNormalization after each convolution (bias-free convolutions)."""
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(32, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            keras.layers.Conv2D(64, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.25),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ],
-        name="demo_cnn_bn",
-    )
+    return _small_cnn(input_shape, num_classes, (32, 64), batch_norm=True, name="demo_cnn_bn")
 
 
 def stage_folded(ctx):
@@ -302,20 +291,9 @@ def stage_pruned_int8(ctx):
 
 
 def build_demo_student(input_shape=(8, 8, 1), num_classes=10):
-    """The distilled stage's student: the baseline's shape at a quarter of its widths (9,802 parameters, 5.3x
-    fewer)."""
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ],
-        name="demo_student",
-    )
+    """The distilled stage's student: the baseline's shape at a quarter of its convolution widths, no Dropout
+    (9,802 parameters, 5.3x fewer)."""
+    return _small_cnn(input_shape, num_classes, (8, 16), dropout=0.0, name="demo_student")
 
 
 def stage_distilled_student(ctx):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from tests.layers.quantization_reference import reference_affine, reference_symmetric
 from tfopt.layers import QuantizableLayer, QuantizeWrapper
 
 pytestmark = pytest.mark.backend_agnostic
@@ -10,21 +11,6 @@ pytestmark = pytest.mark.backend_agnostic
 
 def numpy(x):
     return keras.ops.convert_to_numpy(x)
-
-
-def reference_symmetric(w, axis=-1):
-    w = np.asarray(w, "float64")
-    axes = tuple(a for a in range(w.ndim) if a != axis % w.ndim)
-    scale = np.abs(w).max(axis=axes, keepdims=True) / 127.0
-    return np.clip(np.floor(w / scale + 0.5), -127, 127) * scale
-
-
-def reference_affine(x, low, high):
-    low, high = min(low, 0.0), max(high, 0.0)
-    scale = (high - low) / 255.0
-    zero_point = np.clip(np.floor(-low / scale + 0.5), 0, 255)
-    n_low, n_high = -zero_point * scale, (255 - zero_point) * scale
-    return np.floor((np.clip(x, n_low, n_high) - n_low) / scale + 0.5) * scale + n_low
 
 
 def dense_wrapper(**kwargs):

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.layers.quantization_reference import reference_affine, reference_symmetric
 from tfopt.layers.quantizers import fake_quant_affine, fake_quant_symmetric_per_channel, nudged_range
 
 pytestmark = pytest.mark.backend_agnostic
@@ -20,24 +21,6 @@ def gradient(fn, x):
         tape.watch(v)
         y = tf.reduce_sum(fn(v))
     return tape.gradient(y, v).numpy()
-
-
-def reference_symmetric(w, channel_axis):
-    """int8 per-channel symmetric rounding, float64, written from the formula."""
-    w = np.asarray(w, "float64")
-    axes = tuple(a for a in range(w.ndim) if a != channel_axis)
-    scale = np.abs(w).max(axis=axes, keepdims=True) / 127.0
-    return np.clip(np.floor(w / scale + 0.5), -127, 127) * scale
-
-
-def reference_affine(x, low, high):
-    """TensorFlow's FakeQuantWithMinMaxVars (8 bits, wide range), float64, written from its documentation."""
-    low, high = min(low, 0.0), max(high, 0.0)
-    scale = (high - low) / 255.0
-    zero_point = np.clip(np.floor(-low / scale + 0.5), 0, 255)
-    n_low, n_high = -zero_point * scale, (255 - zero_point) * scale
-    clipped = np.clip(np.asarray(x, "float64"), n_low, n_high)
-    return np.floor((clipped - n_low) / scale + 0.5) * scale + n_low
 
 
 def test_weights_round_to_127_levels_per_output_channel():
