@@ -84,3 +84,24 @@ def one_minus_power(beta, t, dtype):
     if beta == 0.0:
         return ops.ones((), dtype=dtype)
     return -ops.expm1(ops.cast(t, dtype) * ops.cast(math.log(beta), dtype))
+
+
+def first_step_value(optimizer, slot, value):
+    """The slot's value, with `value` in its place on the first step (`optimizer.iterations == 0`).
+
+    For a slot that starts as a copy of something only known at the first update (the weights, the gradient).
+    Returns `(tensor, filled)`. On TensorFlow, where a graph without XLA runs each element-wise op as a pass over
+    the weights, `value` is copied into the slot on the first step only (a conditional) and `filled` is True: the
+    slot itself holds the first-step value and may be updated in place. Under XLA (JAX) a select fuses into the
+    update at no extra memory traffic, where a conditional would cost a device-to-host copy of its predicate on
+    GPUs; the slot is untouched and `filled` is False, so the caller must assign the slot's new value whole.
+    """
+    first = ops.equal(optimizer.iterations, 0)
+    if keras.backend.backend() == "tensorflow":
+        def fill():
+            optimizer.assign(slot, value)
+            return ops.zeros((), "int32")
+
+        ops.cond(first, fill, lambda: ops.zeros((), "int32"))
+        return slot.value, True
+    return ops.where(first, ops.convert_to_tensor(value), slot.value), False

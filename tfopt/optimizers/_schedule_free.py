@@ -105,22 +105,19 @@ class ScheduleFreeOptimizer(keras.optimizers.Optimizer):
         # in every row each step, looked up or not.
         gradient = _common.dense_gradient(gradient, variable)
         z_slot = self._z[self._get_variable_index(variable)]
-        first = ops.equal(self.iterations, 0)
-        if keras.backend.backend() == "tensorflow":
-            # Without XLA every element-wise op is a pass over the weights: copy y into z on the first step only
-            # (a conditional). Under XLA (JAX) the select fuses into the update at no extra memory traffic, where a
-            # conditional would cost a device-to-host copy of its predicate on GPUs.
-            ops.cond(first, lambda: _assigned(self, z_slot, variable), lambda: ops.zeros((), "int32"))
-            z = z_slot.value
-        else:
-            z = ops.where(first, ops.convert_to_tensor(variable), z_slot.value)
+        z, z_filled = _common.first_step_value(self, z_slot, variable)
         y = ops.convert_to_tensor(variable)
 
         direction = self._direction(gradient, variable)
         if self.weight_decay and self._use_weight_decay(variable):
             direction = direction + ops.cast(self.weight_decay, dtype) * y
-        self.assign(variable, y + ckp1 * (z - y) + lr * (beta_1 * (1.0 - ckp1) - 1.0) * direction)
-        self.assign(z_slot, z - lr * direction)
+        # In place where z was filled in (TensorFlow, where each op is a pass over the weights and these forms
+        # take the fewest); under XLA the z slot still holds zeros on the first step and gets the selected z.
+        self.assign_add(variable, ckp1 * (z - y) + lr * (beta_1 * (1.0 - ckp1) - 1.0) * direction)
+        if z_filled:
+            self.assign_sub(z_slot, lr * direction)
+        else:
+            self.assign(z_slot, z - lr * direction)
 
     def _check_swappable(self, variables):
         known = []
@@ -181,7 +178,3 @@ class ScheduleFreeOptimizer(keras.optimizers.Optimizer):
         )
         return config
 
-
-def _assigned(optimizer, target, value):
-    optimizer.assign(target, value)
-    return ops.zeros((), "int32")

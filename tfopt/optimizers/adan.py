@@ -117,20 +117,27 @@ class Adan(keras.optimizers.Optimizer):
         m, v, n = self._momentums[index], self._differences[index], self._squares[index]
         previous = self._previous_gradients[index]
         t = ops.cast(self.iterations + 1, dtype)
-        beta_1, beta_2, beta_3 = (ops.cast(b, dtype) for b in (self.beta_1, self.beta_2, self.beta_3))
+        beta_2 = ops.cast(self.beta_2, dtype)
 
-        difference = ops.where(self.iterations == 0, ops.zeros_like(gradient), gradient - previous)
-        self.assign(m, beta_1 * m + ops.cast(1.0 - self.beta_1, dtype) * gradient)
-        self.assign(v, beta_2 * v + ops.cast(1.0 - self.beta_2, dtype) * difference)
-        self.assign(n, beta_3 * n + ops.cast(1.0 - self.beta_3, dtype) * ops.square(gradient + beta_2 * difference))
+        # d = g - g_prev, 0 on the first step (the previous gradient is taken to be the gradient itself).
+        previous_value, _ = _common.first_step_value(self, previous, gradient)
+        difference = gradient - previous_value
+        # The moments in place (m <- m + (1 - b1)(g - m) is b1 m + (1 - b1) g): without XLA each op is a pass over
+        # the weights, and these forms take the fewest.
+        self.assign_add(m, (gradient - m) * ops.cast(1.0 - self.beta_1, dtype))
+        self.assign_add(v, (difference - v) * ops.cast(1.0 - self.beta_2, dtype))
+        self.assign_add(n, (ops.square(gradient + beta_2 * difference) - n) * ops.cast(1.0 - self.beta_3, dtype))
         self.assign(previous, gradient)
-        step = (m / _common.one_minus_power(self.beta_1, t, dtype)
-                + beta_2 * v / _common.one_minus_power(self.beta_2, t, dtype))
-        denominator = ops.sqrt(n / _common.one_minus_power(self.beta_3, t, dtype)) + ops.cast(self.epsilon, dtype)
-        updated = variable - lr * step / denominator
+        # lr (m / c1 + b2 v / c2) / (sqrt(n / c3) + eps) with c_i = 1 - b_i^k, the scalars folded:
+        # (a1 m + a2 v) / (sqrt(n) + eps sqrt(c3)), a1 = lr sqrt(c3) / c1, a2 = lr b2 sqrt(c3) / c2.
+        sqrt_c3 = ops.sqrt(_common.one_minus_power(self.beta_3, t, dtype))
+        a1 = lr * sqrt_c3 / _common.one_minus_power(self.beta_1, t, dtype)
+        a2 = lr * beta_2 * sqrt_c3 / _common.one_minus_power(self.beta_2, t, dtype)
+        step = (m * a1 + v * a2) / (ops.sqrt(n) + ops.cast(self.epsilon, dtype) * sqrt_c3)
         if self.weight_decay is not None and self._use_weight_decay(variable):
-            updated = updated / (1.0 + lr * ops.cast(self.weight_decay, dtype))
-        self.assign(variable, updated)
+            self.assign(variable, (variable - step) / (1.0 + lr * ops.cast(self.weight_decay, dtype)))
+        else:
+            self.assign_sub(variable, step)
 
     def get_config(self):
         config = super().get_config()

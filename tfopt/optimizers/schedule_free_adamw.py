@@ -111,10 +111,10 @@ class ScheduleFreeAdamW(ScheduleFreeOptimizer):
 
     def _direction(self, gradient, variable):
         velocity = self._velocities[self._get_variable_index(variable)]
-        beta_2 = ops.cast(self.beta_2, variable.dtype)
-        v = beta_2 * velocity + (1.0 - beta_2) * ops.square(gradient)
-        self.assign(velocity, v)
-        return gradient / (ops.sqrt(v) + ops.cast(self.epsilon, variable.dtype))
+        one_minus_beta_2 = 1.0 - ops.cast(self.beta_2, variable.dtype)
+        # v <- b2 v + (1 - b2) g^2, in place.
+        self.assign_add(velocity, (ops.square(gradient) - velocity) * one_minus_beta_2)
+        return gradient / (ops.sqrt(velocity) + ops.cast(self.epsilon, variable.dtype))
 
     def get_config(self):
         config = super().get_config()
