@@ -111,13 +111,17 @@ class ScheduleFreeOptimizer(keras.optimizers.Optimizer):
         direction = self._direction(gradient, variable)
         if self.weight_decay and self._use_weight_decay(variable):
             direction = direction + ops.cast(self.weight_decay, dtype) * y
-        # In place where z was filled in (TensorFlow, where each op is a pass over the weights and these forms
-        # take the fewest); under XLA the z slot still holds zeros on the first step and gets the selected z.
-        self.assign_add(variable, ckp1 * (z - y) + lr * (beta_1 * (1.0 - ckp1) - 1.0) * direction)
+        # z first, then y from the new z (y <- y + c (z_new - y) - lr (1 - c)(1 - beta_1) d is the update above with
+        # z = z_new + lr d), so nothing reads the old z after it is overwritten: under XLA no copy of z is needed to
+        # update it in place. Where z was filled in (TensorFlow, each op a pass over the weights) z is updated in
+        # place; under XLA the z slot still holds zeros on the first step and gets the selected z's new value.
         if z_filled:
             self.assign_sub(z_slot, lr * direction)
+            z = z_slot.value
         else:
-            self.assign(z_slot, z - lr * direction)
+            z = z - lr * direction
+            self.assign(z_slot, z)
+        self.assign_add(variable, ckp1 * (z - y) - lr * (1.0 - ckp1) * (1.0 - beta_1) * direction)
 
     def _check_swappable(self, variables):
         known = []
