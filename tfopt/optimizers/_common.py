@@ -86,22 +86,40 @@ def one_minus_power(beta, t, dtype):
     return -ops.expm1(ops.cast(t, dtype) * ops.cast(math.log(beta), dtype))
 
 
+
+def assign_when(optimizer, condition, targets):
+    """Assigns each `(variable, value)` pair of `targets()` when the scalar boolean `condition` holds.
+
+    For updates taken on some steps only (a sync, a snapshot, a first-step copy). On TensorFlow, where a graph
+    without XLA runs each element-wise op as a pass over the weights, the assignments sit in a conditional, so the
+    other steps neither compute the values nor touch the variables. Under XLA (JAX) each variable gets a select,
+    which fuses into the update at no extra memory traffic, where a conditional would cost a device-to-host copy of
+    its predicate on GPUs. `targets` is a function, called once, returning the pairs (values computed before any
+    of them is assigned).
+    """
+    if keras.backend.backend() == "tensorflow":
+        def assign():
+            for target, value in targets():
+                optimizer.assign(target, value)
+            return ops.zeros((), "int32")
+
+        ops.cond(condition, assign, lambda: ops.zeros((), "int32"))
+    else:
+        for target, value in targets():
+            optimizer.assign(target, ops.where(condition, value, target.value))
+
+
 def first_step_value(optimizer, slot, value):
     """The slot's value, with `value` in its place on the first step (`optimizer.iterations == 0`).
 
     For a slot that starts as a copy of something only known at the first update (the weights, the gradient).
-    Returns `(tensor, filled)`. On TensorFlow, where a graph without XLA runs each element-wise op as a pass over
-    the weights, `value` is copied into the slot on the first step only (a conditional) and `filled` is True: the
-    slot itself holds the first-step value and may be updated in place. Under XLA (JAX) a select fuses into the
-    update at no extra memory traffic, where a conditional would cost a device-to-host copy of its predicate on
-    GPUs; the slot is untouched and `filled` is False, so the caller must assign the slot's new value whole.
+    Returns `(tensor, filled)`. On TensorFlow `value` is copied into the slot on the first step only (see
+    `assign_when`) and `filled` is True: the slot itself holds the first-step value and may be updated in place.
+    Under XLA (JAX) the value is selected without writing the slot and `filled` is False, so the caller must
+    assign the slot's new value whole.
     """
     first = ops.equal(optimizer.iterations, 0)
     if keras.backend.backend() == "tensorflow":
-        def fill():
-            optimizer.assign(slot, value)
-            return ops.zeros((), "int32")
-
-        ops.cond(first, fill, lambda: ops.zeros((), "int32"))
+        assign_when(optimizer, first, lambda: [(slot, value)])
         return slot.value, True
     return ops.where(first, ops.convert_to_tensor(value), slot.value), False

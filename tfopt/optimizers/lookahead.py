@@ -93,20 +93,7 @@ class Lookahead(OptimizerWrapper):
                 synced = slow + ops.cast(self.slow_step_size, variable.dtype) * (variable - slow)
                 return [(slow, synced), (variable, synced)]
 
-        if keras.backend.backend() == "tensorflow":
-            # A TensorFlow graph without XLA runs every element-wise op as its own pass over the weights, so the
-            # slow weights are read and written only on the steps that use them (a conditional). Under XLA (JAX)
-            # selects fuse into the update at no extra memory traffic, where a conditional would cost a
-            # device-to-host copy of its predicate on GPUs.
-            def assign():
-                for target, value in targets():
-                    self.assign(target, value)
-                return ops.zeros((), "int32")
-
-            ops.cond(when, assign, lambda: ops.zeros((), "int32"))
-        else:
-            for target, value in targets():
-                self.assign(target, ops.where(when, value, target.value))
+        _common.assign_when(self, when, targets)
 
     def _wrapper_config(self):
         return {"sync_period": self.sync_period, "slow_step_size": self.slow_step_size}

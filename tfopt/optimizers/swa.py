@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from tfopt import _checks
+from tfopt.optimizers import _common
 from tfopt.optimizers._wrapper import OptimizerWrapper
 
 
@@ -93,9 +94,13 @@ class SWA(OptimizerWrapper):
             applied = ops.equal((self._iterations + 1) % accumulation, 0)
             due = ops.logical_and(due, applied)
         snapshots_before = ops.cast((steps - self._first_snapshot) // self.average_period, variable.dtype)
-        weights = ops.convert_to_tensor(variable)
-        updated = average.value + (weights - average.value) / (snapshots_before + 1.0)
-        self.assign(average, ops.where(due, updated, average.value))
+
+        def targets():
+            # average <- average + (w - average) / (snapshots + 1), the running mean of the snapshots.
+            weights = ops.convert_to_tensor(variable)
+            return [(average, average.value + (weights - average.value) / (snapshots_before + 1.0))]
+
+        _common.assign_when(self, due, targets)
 
     @property
     def averaged_snapshots(self):
