@@ -1,5 +1,5 @@
 """Helpers shared by tfopt's optimizers: argument checks whose errors name the argument, the allowed range and the
-value received, and the densifying of sparse gradients."""
+value received, the densifying of sparse gradients, bias corrections, and updates taken on some steps only."""
 
 import math
 import numbers
