@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+import tfopt.optimizers.adan as adan_module
 from tfopt.optimizers.adan import Adan
 
 from .conformance import (
@@ -126,6 +127,50 @@ def test_matches_float64_reference_over_many_steps(hyperparameters):
     arguments = {k: v for k, v in hyperparameters.items() if k != "learning_rate"}
     assert_matches_reference(trajectory, reference_adan(initial, gradients, hyperparameters["learning_rate"],
                                                         **arguments))
+
+
+@agnostic
+@pytest.mark.parametrize(
+    "betas",
+    [
+        (0.5, 0.3, 0.6),  # renormalized every 21, 12 and 28 steps: several times in 100 steps
+        (0.0, 0.92, 0.99),  # beta_1 = 0: m is the gradient, renormalized (an ordinary average) every step
+    ],
+)
+def test_matches_float64_reference_across_renormalizations(betas):
+    beta_1, beta_2, beta_3 = betas
+    initial, gradients, _ = reference_problem()
+    trajectory = run_reference_problem(
+        Adan(0.01, beta_1=beta_1, beta_2=beta_2, beta_3=beta_3, weight_decay=0.1), initial, gradients)
+    expected = reference_adan(initial, gradients, 0.01, beta_1=beta_1, beta_2=beta_2, beta_3=beta_3,
+                              weight_decay=0.1)
+    assert_matches_reference(trajectory, expected)
+
+
+def test_renormalization_period_bounds_the_slot_growth():
+    # The most steps R with beta^-(R - 1) <= 2^20; 1 where the slot cannot grow (beta = 0, float16).
+    for beta in (0.5, 0.92, 0.98, 0.99, 0.999):
+        period = adan_module._renormalization_period(beta, "float32")
+        assert beta ** -(period - 1) <= 2.0**20 < beta**-period
+    assert adan_module._renormalization_period(0.5, "float32") == 21
+    assert adan_module._renormalization_period(0.0, "float32") == 1
+    assert adan_module._renormalization_period(0.98, "float16") == 1
+
+
+@agnostic
+def test_lazy_slot_grows_to_the_limit_and_is_renormalized():
+    # Constant gradient 1 with beta_1 = 0.5: the average m is 1 - 0.5^k, the slot m / 0.5^j doubles each step
+    # between renormalizations (every 21 steps) and never passes 2^20.
+    variable = keras.Variable(np.zeros(3, "float32"))
+    optimizer = Adan(learning_rate=0.0, beta_1=0.5)
+    largest = 0.0
+    for step in range(1, 64):
+        optimizer.apply([np.ones(3, "float32")], [variable])
+        slot = float(keras.ops.convert_to_numpy(optimizer._momentums[0])[0])
+        j = (step - 1) % 21
+        np.testing.assert_allclose(slot * 0.5**j, 1.0 - 0.5**step, rtol=1e-6)
+        largest = max(largest, slot)
+    assert 2.0**19 <= largest <= 2.0**20
 
 
 @agnostic

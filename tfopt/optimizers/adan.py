@@ -1,5 +1,7 @@
 """Adan: adaptive Nesterov momentum without the extra gradient evaluation (Xie et al. 2022)."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -33,6 +35,12 @@ class Adan(keras.optimizers.Optimizer):
     rather than by the Keras base class; `exclude_from_weight_decay` works as usual. optax's `adan` (0.2.8) weights
     the gradient difference by `1 - b2` instead of `b2` and decays before the step; the two agree when
     `b2 = 0.5` and `weight_decay = 0`.
+
+    Storage: Adan keeps four slots per weight (48 bytes read and written per float32 weight and step, against
+    Adam's 28). So that a step costs few passes over them where TensorFlow runs each operation separately (`fit`
+    on CPU), the three moving averages are kept lazily decayed: a slot holds its average divided by `beta^j`,
+    `j` the steps since it was last renormalized, so a step only adds the scaled new term. Every `R` steps,
+    `beta^-(R - 1) <= 2^20`, the slot is renormalized to the average itself. The update is the same.
 
     Args:
         learning_rate: a number >= 0, a `keras.optimizers.schedules.LearningRateSchedule` or a callable.
@@ -122,18 +130,18 @@ class Adan(keras.optimizers.Optimizer):
         # d = g - g_prev, 0 on the first step (the previous gradient is taken to be the gradient itself).
         previous_value, _ = _common.first_step_value(self, previous, gradient)
         difference = gradient - previous_value
-        # The moments in place (m <- m + (1 - b1)(g - m) is b1 m + (1 - b1) g): without XLA each op is a pass over
-        # the weights, and these forms take the fewest.
-        self.assign_add(m, (gradient - m) * ops.cast(1.0 - self.beta_1, dtype))
-        self.assign_add(v, (difference - v) * ops.cast(1.0 - self.beta_2, dtype))
-        self.assign_add(n, (ops.square(gradient + beta_2 * difference) - n) * ops.cast(1.0 - self.beta_3, dtype))
+        # The slots hold the moments divided by beta^j (see `_lazy_average`); scale_i = beta_i^j.
+        scale_1 = _lazy_average(self, m, gradient, self.beta_1, dtype)
+        scale_2 = _lazy_average(self, v, difference, self.beta_2, dtype)
+        scale_3 = _lazy_average(self, n, ops.square(gradient + beta_2 * difference), self.beta_3, dtype)
         self.assign(previous, gradient)
-        # lr (m / c1 + b2 v / c2) / (sqrt(n / c3) + eps) with c_i = 1 - b_i^k, the scalars folded:
-        # (a1 m + a2 v) / (sqrt(n) + eps sqrt(c3)), a1 = lr sqrt(c3) / c1, a2 = lr b2 sqrt(c3) / c2.
-        sqrt_c3 = ops.sqrt(_common.one_minus_power(self.beta_3, t, dtype))
-        a1 = lr * sqrt_c3 / _common.one_minus_power(self.beta_1, t, dtype)
-        a2 = lr * beta_2 * sqrt_c3 / _common.one_minus_power(self.beta_2, t, dtype)
-        step = (m * a1 + v * a2) / (ops.sqrt(n) + ops.cast(self.epsilon, dtype) * sqrt_c3)
+        # lr (m / c1 + b2 v / c2) / (sqrt(n / c3) + eps) with c_i = 1 - b_i^k and the moments scale_i times the
+        # slots, the scalars folded: (a1 m_slot + a2 v_slot) / (sqrt(n_slot) + eps / q), q = sqrt(scale_3 / c3),
+        # a1 = lr scale_1 / (c1 q), a2 = lr b2 scale_2 / (c2 q).
+        q = ops.sqrt(scale_3 / _common.one_minus_power(self.beta_3, t, dtype))
+        a1 = lr * scale_1 / (_common.one_minus_power(self.beta_1, t, dtype) * q)
+        a2 = lr * beta_2 * scale_2 / (_common.one_minus_power(self.beta_2, t, dtype) * q)
+        step = (m * a1 + v * a2) / (ops.sqrt(n) + ops.cast(self.epsilon, dtype) / q)
         if self.weight_decay is not None and self._use_weight_decay(variable):
             self.assign(variable, (variable - step) / (1.0 + lr * ops.cast(self.weight_decay, dtype)))
         else:
@@ -143,3 +151,50 @@ class Adan(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "beta_3": self.beta_3, "epsilon": self.epsilon})
         return config
+
+
+# How far a lazily decayed slot may grow past its moment (beta^-j <= 2^20) before it is renormalized.
+_SCALE_LIMIT = 2.0**20
+
+
+def _renormalization_period(beta, dtype):
+    """Steps between renormalizations of a slot averaging at `beta`: the most with beta^-(R - 1) <= 2^20.
+
+    1 (an ordinary moving average every step) for beta = 0 and for float16 variables, whose range (65504) leaves
+    no room to grow.
+    """
+    if beta == 0.0 or dtype == "float16":
+        return 1
+    return max(1, int(math.log(_SCALE_LIMIT) / -math.log(beta)) + 1)
+
+
+def _lazy_average(optimizer, slot, value, beta, dtype):
+    """Advances the moving average `a <- beta a + (1 - beta) value` held lazily in `slot`; returns beta^j.
+
+    The slot holds `a / beta^j`, with `j = iterations mod R` the steps since the last renormalization, so a step
+    adds `(1 - beta) / beta^j * value` to it (one pass over the weights, where the plain update takes two more:
+    `a + (1 - beta)(value - a)` subtracts before it adds), and `a = beta^j * slot`. Every R steps (j = 0) the slot
+    is renormalized: `slot <- beta^R slot + (1 - beta) value` is the plain average again. With R from
+    `_renormalization_period` the slot stays within 2^20 times the average's magnitude. On TensorFlow the two cases
+    are a conditional; under XLA one fused expression serves both.
+    """
+    period = _renormalization_period(beta, dtype)
+    j = optimizer.iterations % period
+    restart = ops.equal(j, 0)
+    beta_t = ops.cast(beta, dtype)
+    scale = ops.power(beta_t, ops.cast(j, dtype))
+    rate = ops.cast(1.0 - beta, dtype) / scale  # (1 - beta) / beta^j; (1 - beta) when j = 0
+    if keras.backend.backend() == "tensorflow":
+        def renormalize():
+            optimizer.assign(slot, slot * ops.power(beta_t, float(period)) + value * rate)
+            return ops.zeros((), "int32")
+
+        def accumulate():
+            optimizer.assign_add(slot, value * rate)
+            return ops.zeros((), "int32")
+
+        ops.cond(restart, renormalize, accumulate)
+    else:
+        decay = ops.where(restart, ops.power(beta_t, float(period)), ops.ones((), dtype))
+        optimizer.assign(slot, slot * decay + value * rate)
+    return scale
