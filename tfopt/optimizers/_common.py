@@ -87,26 +87,33 @@ def one_minus_power(beta, t, dtype):
 
 
 
-def assign_when(optimizer, condition, targets):
-    """Assigns each `(variable, value)` pair of `targets()` when the scalar boolean `condition` holds.
+def assign_when(optimizer, condition, targets, otherwise=None):
+    """Assigns each `(variable, value)` pair of `targets()` when the scalar boolean `condition` holds, and those of
+    `otherwise()` (the same variables, in the same order) when it does not; without `otherwise` the variables are
+    left as they are then.
 
-    For updates taken on some steps only (a sync, a snapshot, a first-step copy). On TensorFlow, where a graph
-    without XLA runs each element-wise op as a pass over the weights, the assignments sit in a conditional, so the
-    other steps neither compute the values nor touch the variables. Under XLA (JAX) each variable gets a select,
-    which fuses into the update at no extra memory traffic, where a conditional would cost a device-to-host copy of
-    its predicate on GPUs. `targets` is a function, called once, returning the pairs (values computed before any
-    of them is assigned).
+    For updates that differ on some steps (a sync, a snapshot, a first-step copy, a renormalization). On
+    TensorFlow, where a graph without XLA runs each element-wise op as a pass over the weights, the assignments sit
+    in a conditional, so a step computes and writes only its own case. Under XLA (JAX) each variable gets a
+    select, which fuses into the update at no extra memory traffic, where a conditional would cost a
+    device-to-host copy of its predicate on GPUs. The functions are called once each and return their values
+    computed before any of them is assigned.
     """
     if keras.backend.backend() == "tensorflow":
-        def assign():
-            for target, value in targets():
-                optimizer.assign(target, value)
-            return ops.zeros((), "int32")
+        def branch(pairs):
+            def assign():
+                for target, value in pairs():
+                    optimizer.assign(target, value)
+                return ops.zeros((), "int32")
 
-        ops.cond(condition, assign, lambda: ops.zeros((), "int32"))
+            return assign
+
+        ops.cond(condition, branch(targets), branch(otherwise or list))
     else:
-        for target, value in targets():
-            optimizer.assign(target, ops.where(condition, value, target.value))
+        chosen = targets()
+        fallback = otherwise() if otherwise is not None else [(target, target.value) for target, _ in chosen]
+        for (target, value), (_, other) in zip(chosen, fallback):
+            optimizer.assign(target, ops.where(condition, value, other))
 
 
 def first_step_value(optimizer, slot, value):

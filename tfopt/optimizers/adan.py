@@ -175,26 +175,16 @@ def _lazy_average(optimizer, slot, value, beta, dtype):
     adds `(1 - beta) / beta^j * value` to it (one pass over the weights, where the plain update takes two more:
     `a + (1 - beta)(value - a)` subtracts before it adds), and `a = beta^j * slot`. Every R steps (j = 0) the slot
     is renormalized: `slot <- beta^R slot + (1 - beta) value` is the plain average again. With R from
-    `_renormalization_period` the slot stays within 2^20 times the average's magnitude. On TensorFlow the two cases
-    are a conditional; under XLA one fused expression serves both.
+    `_renormalization_period` the slot stays within 2^20 times the average's magnitude. The two cases are a
+    conditional on TensorFlow and a select under XLA (`_common.assign_when`).
     """
     period = _renormalization_period(beta, dtype)
     j = optimizer.iterations % period
     restart = ops.equal(j, 0)
     beta_t = ops.cast(beta, dtype)
     scale = ops.power(beta_t, ops.cast(j, dtype))
-    rate = ops.cast(1.0 - beta, dtype) / scale  # (1 - beta) / beta^j; (1 - beta) when j = 0
-    if keras.backend.backend() == "tensorflow":
-        def renormalize():
-            optimizer.assign(slot, slot * ops.power(beta_t, float(period)) + value * rate)
-            return ops.zeros((), "int32")
-
-        def accumulate():
-            optimizer.assign_add(slot, value * rate)
-            return ops.zeros((), "int32")
-
-        ops.cond(restart, renormalize, accumulate)
-    else:
-        decay = ops.where(restart, ops.power(beta_t, float(period)), ops.ones((), dtype))
-        optimizer.assign(slot, slot * decay + value * rate)
+    term = value * (ops.cast(1.0 - beta, dtype) / scale)  # (1 - beta) / beta^j * value; (1 - beta) value at j = 0
+    decay = ops.power(beta_t, float(period))
+    _common.assign_when(optimizer, restart, lambda: [(slot, slot * decay + term)],
+                        otherwise=lambda: [(slot, slot + term)])
     return scale
