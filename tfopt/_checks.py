@@ -6,6 +6,7 @@ type, a `ValueError` for one out of range.
 
 import math
 import numbers
+import os
 
 import keras
 
@@ -73,3 +74,14 @@ def schedule_or_rate(name, value):
         return finite_number(name, value)
     raise TypeError(f"Argument `{name}` must be a keras.optimizers.schedules.LearningRateSchedule or a number "
                     f">= 0. Received: {name}={value!r} of type {type(value).__name__}")
+
+
+def log_dir(value, optional=False):
+    """A non-empty path (str or os.PathLike) as a string; None passes through when `optional`."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        allowed = "a non-empty path (str or os.PathLike)" + (" or None" if optional else "")
+        raise TypeError(f"Argument `log_dir` must be {allowed}. Received: log_dir={value!r} of type "
+                        f"{type(value).__name__}")
+    return os.fspath(value)

@@ -21,10 +21,7 @@ class SummaryWriterCallback(keras.callbacks.Callback):
 
     def __init__(self, log_dir, update_freq="epoch"):
         super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-            raise TypeError(f"Argument `log_dir` must be a non-empty path (str or os.PathLike). Received: "
-                            f"log_dir={log_dir!r} of type {type(log_dir).__name__}")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = _checks.log_dir(log_dir)
         if update_freq != "epoch":
             update_freq = _checks.integer("update_freq", update_freq, 1)
         self.update_freq = update_freq

@@ -62,17 +62,12 @@ class GradientNormMonitor(keras.callbacks.Callback):
                 f"data of type {type(data).__name__}" + (f" with {len(data)} items" if isinstance(data, (tuple, list))
                                                           else "")
             )
-        if log_dir is not None and (not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir)):
-            raise TypeError(
-                f"Argument `log_dir` must be a non-empty path (str or os.PathLike) or None. Received: "
-                f"log_dir={log_dir!r} of type {type(log_dir).__name__}"
-            )
         if update_freq != "epoch":
             update_freq = _checks.integer("update_freq", update_freq, 1)
         if not isinstance(training, bool):
             raise TypeError(f"Argument `training` must be True or False. Received: training={training!r}")
         self.data = tuple(data)
-        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.log_dir = _checks.log_dir(log_dir, optional=True)
         self.update_freq = update_freq
         self.training = training
         self.history = []

@@ -6,10 +6,11 @@ dependency); it works under any Keras backend.
 """
 
 import numbers
-import os
 
 import keras
 import numpy as np
+
+from tfopt import _checks
 
 
 def hparam_values(hparams):
@@ -57,14 +58,12 @@ class HParamsLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir, hparams, trial_id=None, metrics=None):
         super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-            raise TypeError(f"Argument `log_dir` must be a non-empty path (str or os.PathLike). Received: "
-                            f"log_dir={log_dir!r} of type {type(log_dir).__name__}")
+        log_dir = _checks.log_dir(log_dir)
         if trial_id is not None and not isinstance(trial_id, str):
             raise TypeError(f"Argument `trial_id` must be a string or None. Received: trial_id={trial_id!r}")
         if metrics is not None and (isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics)):
             raise TypeError(f"Argument `metrics` must be a list of metric names or None. Received: metrics={metrics!r}")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = log_dir
         self.hparams = hparam_values(hparams)
         self.trial_id = trial_id
         self.metrics = None if metrics is None else list(metrics)
