@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from tfopt.accuracy_size_plot import plot_accuracy_vs_size
 from tfopt.compression.report import measure_model
 from tfopt.data import load_digits, make_dataset
 
@@ -526,32 +527,4 @@ def write_report(rows, out_dir, *, epochs, seed, baseline_val_accuracy):
             "median batch-1 `predict_on_batch` call after warm-up; epochs to baseline is the first epoch whose "
             f"validation accuracy reached the baseline's final one ({baseline_val_accuracy:.4f}).\n"
         )
-    plot_report(rows, os.path.join(out_dir, "accuracy_vs_size.png"))
-
-
-def plot_report(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = [row["gzip_bytes"] / 1024 for row in rows]
-    accuracies = [100 * row["accuracy"] for row in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for row, size_kib, accuracy in zip(rows, sizes, accuracies):
-        ax.scatter(size_kib, accuracy, s=40)
-        ax.annotate(row["stage"], (size_kib, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=9)
-    # Sizes from zero, so a halved model looks halved; accuracy over at least two points, so that noise-level
-    # differences do not fill the chart.
-    ax.set_xlim(0, 1.25 * max(sizes))
-    low, high = min(accuracies), max(accuracies)
-    pad = max(0.0, 2.0 - (high - low)) / 2
-    ax.set_ylim(low - pad - 0.2, min(100.5, high + pad + 0.2))
-    ax.ticklabel_format(useOffset=False)
-    ax.set_xlabel("gzip-compressed model size (KiB)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("tfopt demo: accuracy vs size per stage")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_accuracy_vs_size(rows, os.path.join(out_dir, "accuracy_vs_size.png"))
