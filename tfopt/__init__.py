@@ -4,10 +4,14 @@ Every technique is a Keras object that composes into `model.compile` / `model.fi
 module and each subpackage's `__init__` export; nothing else is public.
 
 Names load on first use (PEP 562), so `import tfopt` is instant and the `tfopt` command can quiet TensorFlow's
-start-up logs before Keras imports it; `tfopt.X` and `from tfopt import X` work as usual.
+start-up logs before Keras imports it; `tfopt.X` and `from tfopt import X` work as usual. tfopt's Keras classes are
+registered with Keras's serialization as soon as Keras is imported (tfopt/_registration.py), so after `import tfopt`
+`keras.models.load_model` loads any model tfopt saved.
 """
 
 import importlib
+
+from tfopt import _registration
 
 __version__ = "0.1.0"
 
@@ -122,6 +126,8 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+_registration.register_when_keras_is_imported()
 
 
 def __getattr__(name):
