@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.harness import compare, write_results  # noqa: E402
 from tfopt.data import load_digits, make_dataset  # noqa: E402
-from tfopt.demo import build_demo_cnn  # noqa: E402
+from tfopt.models.demo_cnn import build_demo_cnn  # noqa: E402
 
 BATCH = 32
 

@@ -26,11 +26,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from benchmarks import harness, pruning  # noqa: E402
-from tfopt import demo  # noqa: E402
 from tfopt.callbacks import UpdatePruningStep  # noqa: E402
 from tfopt.compression import fit_with_teacher, prune_low_magnitude, sparsity_report, strip_pruning  # noqa: E402
 from tfopt.data import load_digits  # noqa: E402
-from tfopt.models import CachedDistiller, SharpnessAwareMinimization, cache_teacher_outputs  # noqa: E402
+from tfopt.models import (  # noqa: E402
+    CachedDistiller,
+    SharpnessAwareMinimization,
+    cache_teacher_outputs,
+    demo_cnn,  # noqa: E402
+)
 
 BATCH = pruning.BATCH
 SPARSITIES = (0.8, 0.9)
@@ -60,7 +64,7 @@ def pruned_with_teacher(dense, data, seed, epochs, schedule, **kwargs):
 
 def student_alone(data, seed, epochs):
     keras.utils.set_random_seed(seed)
-    student = demo.build_demo_student()
+    student = demo_cnn.build_demo_student()
     student.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     student.fit(*data.train, batch_size=BATCH, epochs=epochs, verbose=0)
     return pruning.accuracy(student.predict(data.x_test, verbose=0), data.y_test)
@@ -68,7 +72,7 @@ def student_alone(data, seed, epochs):
 
 def student_distilled(dense, data, seed, epochs):
     keras.utils.set_random_seed(seed)
-    distiller = CachedDistiller(demo.build_demo_student())
+    distiller = CachedDistiller(demo_cnn.build_demo_student())
     distiller.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     distiller.fit(*cache_teacher_outputs(dense, *data.train), batch_size=BATCH, epochs=epochs, verbose=0)
     return pruning.accuracy(distiller.student.predict(data.x_test, verbose=0), data.y_test)
@@ -76,7 +80,7 @@ def student_distilled(dense, data, seed, epochs):
 
 def sam_or_not(data, seed, epochs, sam):
     keras.utils.set_random_seed(seed)
-    model = demo.build_demo_cnn()
+    model = demo_cnn.build_demo_cnn()
     trained = SharpnessAwareMinimization(model, rho=0.05) if sam else model
     trained.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     trained.fit(*data.train, batch_size=BATCH, epochs=epochs, verbose=0)
@@ -104,17 +108,17 @@ def step_times(data, dense, repeats):
 
     from tfopt.models import SoftTargetDistillation
 
-    live = keras.distillation.Distiller(dense, demo.build_demo_student(), SoftTargetDistillation(from_logits=False))
+    live = keras.distillation.Distiller(dense, demo_cnn.build_demo_student(), SoftTargetDistillation(from_logits=False))
     live.compile(keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    cache = CachedDistiller(demo.build_demo_student())
+    cache = CachedDistiller(demo_cnn.build_demo_student())
     cache.compile(keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    ratio = dense.count_params() / demo.build_demo_student().count_params()
+    ratio = dense.count_params() / demo_cnn.build_demo_student().count_params()
     rows = [harness.compare(f"distiller step (teacher/student params {ratio:.1f}x)", runner(cache, *cached),
                             runner(live, x, y), candidate_name="CachedDistiller", reference_name="keras Distiller",
                             repeats=repeats)]
-    plain = demo.build_demo_cnn()
+    plain = demo_cnn.build_demo_cnn()
     plain.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    sam = SharpnessAwareMinimization(demo.build_demo_cnn())
+    sam = SharpnessAwareMinimization(demo_cnn.build_demo_cnn())
     sam.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     rows.append(harness.compare("train step, demo CNN", runner(sam, x, y), runner(plain, x, y),
                                 candidate_name="SAM(Adam)", reference_name="Adam", repeats=repeats))
@@ -169,8 +173,8 @@ def main(argv=()):
         record(("(d) SAM", "Adam", 0.0), sam_or_not(data, seed, sam_epochs, sam=False))
         record(("(d) SAM", "SAM(Adam), rho=0.05", 0.0), sam_or_not(data, seed, sam_epochs, sam=True))
     accuracy_seconds = time.perf_counter() - start
-    params = {"dense CNN (teacher)": demo.build_demo_cnn().count_params(),
-              "student alone": demo.build_demo_student().count_params()}
+    params = {"dense CNN (teacher)": demo_cnn.build_demo_cnn().count_params(),
+              "student alone": demo_cnn.build_demo_student().count_params()}
     params["student distilled (cached)"] = params["student alone"]
     baselines = {"(c) student": "student alone", "(d) SAM": "Adam"}
     rows = []

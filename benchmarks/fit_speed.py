@@ -23,7 +23,7 @@ from benchmarks.data_pipeline import cnn_1m  # noqa: E402
 from benchmarks.harness import write_results  # noqa: E402
 from tfopt.acceleration import profile_fit  # noqa: E402
 from tfopt.data import load_digits, make_dataset, write_tfrecords  # noqa: E402
-from tfopt.demo import build_demo_cnn  # noqa: E402
+from tfopt.models.demo_cnn import build_demo_cnn  # noqa: E402
 
 BATCH = 32
 PROFILE_COLUMNS = (

@@ -160,7 +160,7 @@ def main(quick=False):
         strip_pruning,
     )
     from tfopt.data import load_digits
-    from tfopt.demo import build_demo_cnn
+    from tfopt.models.demo_cnn import build_demo_cnn
 
     epochs, qat_epochs, repeats = (3, 1, 5) if quick else (20, 3, 200)
     digits = load_digits()

@@ -24,7 +24,7 @@ import keras  # noqa: E402
 from benchmarks.harness import compare, write_results  # noqa: E402
 from tfopt.callbacks import find_learning_rate  # noqa: E402
 from tfopt.data import load_digits, make_dataset  # noqa: E402
-from tfopt.demo import build_demo_cnn  # noqa: E402
+from tfopt.models.demo_cnn import build_demo_cnn  # noqa: E402
 from tfopt.schedules import OneCycle, Warmup, WarmupStableDecay  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)

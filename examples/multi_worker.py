@@ -77,7 +77,7 @@ def main():
     import keras
 
     from tfopt.data import load_digits, make_dataset
-    from tfopt.demo import build_demo_cnn
+    from tfopt.models.demo_cnn import build_demo_cnn
     from tfopt.strategies import describe_strategy, get_strategy, linear_scaling_rule, per_replica_batch_size
 
     strategy = get_strategy()

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from tfopt import cli, demo
+from tfopt.compression.report_table import REPORT_COLUMNS
 
 
 def run_tfopt(*args):
@@ -19,7 +20,7 @@ def test_demo_end_to_end(tmp_path):
     out = tmp_path / "report"
     result = run_tfopt("demo", "--epochs", "1", "--out", str(out), "--seed", "1")
     assert result.returncode == 0, result.stderr
-    for _, title in demo.REPORT_COLUMNS:
+    for _, title in REPORT_COLUMNS:
         assert title in result.stdout
     assert "baseline" in result.stdout and "tf.data pipeline" in result.stdout
     assert "Traceback" not in result.stderr

@@ -30,19 +30,6 @@ def test_epoch_log_finds_the_first_epoch_reaching_a_target():
     assert log.first_epoch_reaching("loss", 0.0) is None
 
 
-@pytest.mark.backend_agnostic
-def test_report_table():
-    rows = [
-        {"stage": "baseline", "accuracy": 0.98, "params": 1000, "nonzero_params": 1000, "flops": 25000,
-         "size_bytes": 4096, "gzip_bytes": 3072, "latency_ms": 0.5, "train_seconds": 2.0, "epochs_to_baseline": 3},
-        {"stage": "smaller", "accuracy": 0.97, "params": 1000, "nonzero_params": 200, "size_bytes": 4096,
-         "gzip_bytes": 1024, "latency_ms": None, "train_seconds": 1.0, "epochs_to_baseline": None},
-    ]
-    table = demo.markdown_table(rows)
-    assert "| baseline | 98.00% | 1,000 | 1,000 | 25,000 | 4.0 KiB | 3.0 KiB | 0.500 | 2.0 | 3 |" in table
-    assert "| smaller | 97.00% | 1,000 | 200 | - | 4.0 KiB | 1.0 KiB | - | 1.0 | - |" in table
-
-
 def test_pruned_stage_strips_to_80_percent_sparse_kernels():
     import keras
 

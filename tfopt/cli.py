@@ -173,6 +173,7 @@ def _run_demo(args):
     from rich.table import Table
 
     from tfopt import demo
+    from tfopt.compression.report_table import REPORT_COLUMNS, format_cell
     from tfopt.strategies import describe_strategy
 
     # Piped output has no width; give the table room rather than truncating its cells.
@@ -201,10 +202,10 @@ def _run_demo(args):
                 strategy=strategy,
             )
     table = Table(title="tfopt demo: before / after")
-    for key, title in demo.REPORT_COLUMNS:
+    for key, title in REPORT_COLUMNS:
         table.add_column(title, justify="left" if key == "stage" else "right", no_wrap=key == "stage")
     for row in rows:
-        table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in demo.REPORT_COLUMNS))
+        table.add_row(*(format_cell(key, row.get(key)) for key, _ in REPORT_COLUMNS))
     console.print(table)
     console.print(f"Wrote {os.path.join(args.out, 'report.json')}, report.md and accuracy_vs_size.png")
     console.print(f"TensorBoard: tensorboard --logdir {os.path.join(args.out, 'logs')}", highlight=False)
@@ -279,7 +280,7 @@ def _profile_inputs(args):
             return keras.models.load_model(args.model)
 
     else:
-        from tfopt.demo import build_demo_cnn
+        from tfopt.models.demo_cnn import build_demo_cnn
 
         classes = int(np.max(y)) + 1
 
@@ -398,8 +399,8 @@ def _run_compress(args):
     from rich.console import Console
     from rich.table import Table
 
-    from tfopt import demo
-    from tfopt.compression.compress import compress, load_data
+    from tfopt.compression.report_table import REPORT_COLUMNS, format_cell
+    from tfopt.pipelines.compress import compress, load_data
 
     try:
         data = load_data(args.data)
@@ -419,11 +420,11 @@ def _run_compress(args):
     )
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title="tfopt compress: before / after")
-    columns = [(key, title) for key, title in demo.REPORT_COLUMNS if key != "epochs_to_baseline"]
+    columns = [(key, title) for key, title in REPORT_COLUMNS if key != "epochs_to_baseline"]
     for key, title in columns:
         table.add_column(title, justify="left" if key == "stage" else "right", no_wrap=key == "stage")
     for row in rows:
-        table.add_row(*(demo.format_cell(key, row.get(key)) for key, _ in columns))
+        table.add_row(*(format_cell(key, row.get(key)) for key, _ in columns))
     console.print(table)
     console.print(f"Wrote compressed.keras, compressed.tflite, report.json and report.md to {args.out}")
     return 0

@@ -15,46 +15,42 @@ from dataclasses import dataclass, field
 
 import keras
 
-from tfopt.accuracy_size_plot import plot_accuracy_vs_size
+from tfopt.acceleration import profile_fit
+from tfopt.callbacks import (
+    GradientNormMonitor,
+    LearningRateMonitor,
+    PruningSummaries,
+    StructuredPruning,
+    UpdatePruningStep,
+    WeightHistograms,
+    find_learning_rate,
+)
+from tfopt.compression import (
+    PolynomialDecay,
+    cluster_weights,
+    count_flops,
+    export_tflite,
+    fit_with_teacher,
+    fold_batch_norms,
+    prune_low_magnitude,
+    quantize_model,
+    remove_dead_channels,
+    sparsity_report,
+    strip_clustering,
+    strip_pruning,
+)
 from tfopt.compression.report import measure_model
+from tfopt.compression.report_table import markdown_table
 from tfopt.data import load_digits, make_dataset
+from tfopt.models import CachedDistiller, cache_teacher_outputs
+from tfopt.models.demo_cnn import build_demo_cnn, build_demo_cnn_bn, build_demo_student
+from tfopt.optimizers import Prodigy
+from tfopt.pipelines.accuracy_size_plot import plot_accuracy_vs_size
+from tfopt.schedules import OneCycle
 
 BATCH_SIZE = 32
 WEIGHT_DECAY = 1e-4
-REPORT_COLUMNS = (
-    ("stage", "Stage"),
-    ("accuracy", "Test acc."),
-    ("params", "Params"),
-    ("nonzero_params", "Non-zero"),
-    ("flops", "MACs"),
-    ("size_bytes", "Size"),
-    ("gzip_bytes", "Gzip"),
-    ("latency_ms", "Latency (ms)"),
-    ("train_seconds", "Train (s)"),
-    ("epochs_to_baseline", "Epochs to base"),
-)
 
-
-def _small_cnn(input_shape, num_classes, filters, *, batch_norm=False, dropout=0.25, name=None):
-    """Two 3x3 convolutions (relu, or bias-free with BatchNormalization before the relu), 2x2 max pooling, an
-    optional Dropout, Dense(32, relu) and a softmax classifier: the shape of every model the demo trains."""
-    layers = [keras.Input(input_shape)]
-    for width in filters:
-        if batch_norm:
-            layers += [keras.layers.Conv2D(width, 3, padding="same", use_bias=False),
-                       keras.layers.BatchNormalization(), keras.layers.ReLU()]
-        else:
-            layers.append(keras.layers.Conv2D(width, 3, padding="same", activation="relu"))
-    layers += [keras.layers.MaxPooling2D(2), keras.layers.Flatten()]
-    if dropout:
-        layers.append(keras.layers.Dropout(dropout))
-    layers += [keras.layers.Dense(32, activation="relu"), keras.layers.Dense(num_classes, activation="softmax")]
-    return keras.Sequential(layers, name=name)
-
-
-def build_demo_cnn(input_shape=(8, 8, 1), num_classes=10):
-    """The demo's baseline: a small CNN (51,946 parameters) for 8x8 grey images."""
-    return _small_cnn(input_shape, num_classes, (32, 64), name="demo_cnn")
 
 
 @dataclass
@@ -135,8 +131,6 @@ def stage_schedule(ctx):
     a rate far below the start, so the model is settled when the budget ends. The row shows whether half the
     budget reaches the baseline's validation accuracy (`benchmarks/schedules.py` measures it over seeds).
     """
-    from tfopt.callbacks import find_learning_rate
-    from tfopt.schedules import OneCycle
 
     train = make_dataset(*ctx.data.train, batch_size=BATCH_SIZE, seed=ctx.seed)
     validation = make_dataset(*ctx.data.validation, batch_size=256, shuffle=False)
@@ -158,7 +152,6 @@ def stage_optimizer(ctx):
     No learning rate to search: Prodigy's `learning_rate=1.0` scales the step size it estimates from the distance
     the weights have travelled; `safeguard_warmup` keeps the estimate from overshooting in the first steps.
     """
-    from tfopt.optimizers import Prodigy
 
     train = make_dataset(*ctx.data.train, batch_size=BATCH_SIZE, seed=ctx.seed)
     validation = make_dataset(*ctx.data.validation, batch_size=256, shuffle=False)
@@ -180,7 +173,6 @@ def stage_pruned(ctx):
     Zhu & Gupta's cubic schedule over the first 60% of half the baseline's epochs; the rest fine-tunes at the
     final masks. `benchmarks/pruning.py` compares this recipe with tfmot over seeds.
     """
-    from tfopt.compression import PolynomialDecay, prune_low_magnitude, sparsity_report, strip_pruning
 
     epochs = max(1, ctx.epochs // 2)
     end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
@@ -236,7 +228,6 @@ def _fine_tune(ctx, model, learning_rate, epochs):
 
 def stage_int8_post_training(ctx):
     """The baseline as a full-integer int8 TFLite file, calibrated on training images (no fine-tuning)."""
-    from tfopt.compression import export_tflite
 
     return export_tflite(
         ctx.baseline, _tflite_path(ctx, "int8_post_training"), "int8", representative_data=ctx.data.x_train
@@ -246,7 +237,6 @@ def stage_int8_post_training(ctx):
 def stage_int8_qat(ctx):
     """Quantization-aware fine-tuning of the baseline (int8 weights per channel, int8 activations), exported as a
     full-integer int8 TFLite file with the ranges it learned."""
-    from tfopt.compression import export_tflite, quantize_model
 
     model = _fine_tune(ctx, quantize_model(ctx.baseline), 1e-4, QAT_EPOCHS)
     return export_tflite(model, _tflite_path(ctx, "int8_qat"), "int8")
@@ -255,14 +245,8 @@ def stage_int8_qat(ctx):
 def stage_clustered(ctx):
     """Weight sharing: each kernel of the baseline fine-tuned around 16 trainable centroids, then stripped to a
     plain model whose kernels hold at most 16 distinct values (it compresses: see the gzip column)."""
-    from tfopt.compression import cluster_weights, strip_clustering
 
     return strip_clustering(_fine_tune(ctx, cluster_weights(ctx.baseline, CLUSTERS), 1e-4, QAT_EPOCHS))
-
-
-def build_demo_cnn_bn(input_shape=(8, 8, 1), num_classes=10):
-    """The demo CNN with BatchNormalization after each convolution (bias-free convolutions)."""
-    return _small_cnn(input_shape, num_classes, (32, 64), batch_norm=True, name="demo_cnn_bn")
 
 
 def stage_folded(ctx):
@@ -270,7 +254,6 @@ def stage_folded(ctx):
     folded into the convolution before it: the same outputs with two layers (and their statistics) fewer."""
     import numpy as np
 
-    from tfopt.compression import fold_batch_norms
 
     keras.utils.set_random_seed(ctx.seed)
     model = build_demo_cnn_bn(ctx.data.input_shape, ctx.data.num_classes)
@@ -285,16 +268,9 @@ def stage_folded(ctx):
 def stage_pruned_int8(ctx):
     """The pruned stage's model, fine-tuned with sparsity-preserving QAT and exported as a full-integer int8
     file: int8 (4x smaller than float32) on top of the zeros that gzip compresses."""
-    from tfopt.compression import export_tflite, quantize_model
 
     model = _fine_tune(ctx, quantize_model(ctx.models["pruned"]), 1e-4, QAT_EPOCHS)
     return export_tflite(model, _tflite_path(ctx, "pruned_int8"), "int8")
-
-
-def build_demo_student(input_shape=(8, 8, 1), num_classes=10):
-    """The distilled stage's student: the baseline's shape at a quarter of its convolution widths, no Dropout
-    (9,802 parameters, 5.3x fewer)."""
-    return _small_cnn(input_shape, num_classes, (8, 16), dropout=0.0, name="demo_student")
 
 
 def stage_distilled_student(ctx):
@@ -305,7 +281,6 @@ def stage_distilled_student(ctx):
     the teacher's temperature-4 soft targets without running the teacher again. `benchmarks/distillation.py`
     compares it with the same student trained alone, over seeds.
     """
-    from tfopt.models import CachedDistiller, cache_teacher_outputs
 
     keras.utils.set_random_seed(ctx.seed)
     train = cache_teacher_outputs(ctx.baseline, *ctx.data.train)
@@ -323,8 +298,6 @@ DISTILLED_PRUNED_SPARSITY = 0.9
 def stage_pruned_with_teacher(ctx):
     """Pruning to 90% sparsity (the pruned stage's recipe) fine-tuned against the baseline's soft targets as well
     as the labels (`tfopt.compression.fit_with_teacher`, cached teacher outputs); the stripped model."""
-    from tfopt.callbacks import UpdatePruningStep
-    from tfopt.compression import PolynomialDecay, fit_with_teacher, prune_low_magnitude, strip_pruning
 
     epochs = max(1, ctx.epochs // 2)
     end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
@@ -349,8 +322,6 @@ def stage_channels_pruned(ctx):
     changing a prediction. Fewer parameters, about a quarter of the multiply-accumulates, and lower latency on any
     hardware, unlike the zeros of magnitude pruning.
     """
-    from tfopt.callbacks import StructuredPruning
-    from tfopt.compression import count_flops, remove_dead_channels
 
     keras.utils.set_random_seed(ctx.seed)
     model = keras.models.clone_model(ctx.baseline)
@@ -388,7 +359,6 @@ def tensorboard_callbacks(ctx, stage):
     sparsity of pruned models. `tensorboard --logdir <out>/logs` shows every stage side by side."""
     import re
 
-    from tfopt.callbacks import GradientNormMonitor, LearningRateMonitor, PruningSummaries, WeightHistograms
 
     class StageGradientNorms(GradientNormMonitor):
         """Gradient norms of the model a stage fits; none for a distiller (its call needs its teacher's outputs)."""
@@ -470,41 +440,12 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
 
 def _profile_demo(ctx, out_dir):
     """Profiles the demo model's `fit` once; returns `FitProfile.best`'s compile settings (also saved as JSON)."""
-    from tfopt.acceleration import profile_fit
 
     profile = profile_fit(lambda: ctx.compile(ctx.fresh_model()), *ctx.data.train, batch_size=BATCH_SIZE, seed=ctx.seed)
     with open(os.path.join(out_dir, "profile.json"), "w") as f:
         f.write(profile.to_json())
     ctx.notes["baseline"] = {"fast_compile": profile.best["compile"]}
     return profile.best["compile"]
-
-
-def format_cell(key, value):
-    if value is None:
-        return "-"
-    if key == "accuracy":
-        return f"{100 * value:.2f}%"
-    if key in ("size_bytes", "gzip_bytes"):
-        return f"{value / 1024:.1f} KiB"
-    if key in ("params", "nonzero_params", "flops"):
-        return f"{value:,}"
-    if key == "latency_ms":
-        return f"{value:.3f}"
-    if key == "train_seconds":
-        return f"{value:.1f}"
-    if key == "epochs_to_baseline":
-        return str(value)
-    return str(value)
-
-
-def markdown_table(rows):
-    lines = [
-        "| " + " | ".join(title for _, title in REPORT_COLUMNS) + " |",
-        "|" + "|".join("---" for _ in REPORT_COLUMNS) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(format_cell(key, row.get(key)) for key, _ in REPORT_COLUMNS) + " |")
-    return "\n".join(lines)
 
 
 def write_report(rows, out_dir, *, epochs, seed, baseline_val_accuracy):

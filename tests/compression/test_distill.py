@@ -8,13 +8,13 @@ from tfopt.callbacks import UpdatePruningStep
 from tfopt.compression import (
     ConstantSparsity,
     cluster_weights,
-    compress,
     fit_with_teacher,
     prune_low_magnitude,
     quantize_model,
     sparsity_report,
     strip_pruning,
 )
+from tfopt.pipelines import compress
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(96, 6, 6, 1)).astype("float32")

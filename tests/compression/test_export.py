@@ -9,8 +9,8 @@ import pytest
 
 from tfopt.compression import evaluate_tflite, export_tflite, inspect_tflite, measure_model, quantize_model
 from tfopt.data import load_digits
-from tfopt.demo import build_demo_cnn
 from tfopt.layers import QuantizeWrapper
+from tfopt.models.demo_cnn import build_demo_cnn
 
 KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 

@@ -190,7 +190,7 @@ def test_measures_a_tflite_file_like_the_keras_model(tmp_path):
 def test_tflite_count_of_a_cnn_equals_the_keras_count(tmp_path):
     import tensorflow as tf
 
-    from tfopt.demo import build_demo_cnn
+    from tfopt.models.demo_cnn import build_demo_cnn
 
     model = build_demo_cnn()  # Conv2D, pooling, Flatten (a Reshape with integer shape constants), Dense
     rng = np.random.default_rng(0)
@@ -282,7 +282,7 @@ def test_flops_are_the_hand_counted_multiply_accumulates():
 @pytest.mark.backend_agnostic
 def test_flops_count_the_layers_inside_pruning_wrappers():
     from tfopt.compression import count_flops, prune_low_magnitude
-    from tfopt.demo import build_demo_cnn
+    from tfopt.models.demo_cnn import build_demo_cnn
 
     model = build_demo_cnn()
     # conv 64*9*1*32, conv 64*9*32*64, dense 1024*32, dense 32*10

@@ -1,7 +1,8 @@
 """Writes the `.keras` files that tests/test_saved_models_load.py loads: models saved by tfopt before the
 architecture change of issue 21 (files moved between modules), so that models users saved keep loading.
 
-Run once, from the repository root, at the commit before the move: `python tests/data/make_saved_before_architecture.py`.
+Run once, from the repository root, at the commit before the move:
+`python tests/data/make_saved_before_architecture.py`.
 Each archive holds a model trained a few steps (wrappers, schedules, optimizer state inside); the .npz beside it
 holds its predictions on fixed inputs and its optimizer variables at save time.
 """

@@ -8,6 +8,7 @@ import pytest
 
 from tfopt.compression import ConstantSparsity, prune_low_magnitude, quantize_model
 from tfopt.tuning import deployed_size
+from tfopt.tuning.deployed_size import _kernel_codes
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -59,3 +60,10 @@ def test_qat_model_stores_int8_kernel_codes():
 def test_model_must_be_a_keras_layer():
     with pytest.raises(TypeError, match="Argument `model` must be a keras.Model or layer. Received: model=3"):
         deployed_size(3)
+
+
+def test_kernel_codes_round_half_up_as_the_quantizer_does():
+    # max|w| = 127 gives s = 1, so 2.5 and -0.5 sit exactly between two codes: the quantizer (and TFLite) round
+    # half up (3 and 0), where NumPy's round would give 2 and -0.
+    w = np.array([[127.0], [2.5], [-0.5], [-3.5]], dtype=np.float32)
+    np.testing.assert_array_equal(_kernel_codes(w)[:, 0], [127, 3, 0, -3])

@@ -10,6 +10,8 @@ import time
 import keras
 import numpy as np
 
+from tfopt.data import make_dataset
+
 
 class EpochClock(keras.callbacks.Callback):
     """Records the seconds and the mean training loss of the last epoch `fit` ran."""
@@ -149,7 +151,6 @@ class ProfileData:
         used = steps * batch
         x, y = self.x[:used], self.y[:used]
         if pipeline == "tfopt":
-            from tfopt.data import make_dataset
 
             return Feed((make_dataset(x, y, batch_size=batch, seed=seed),), {"shuffle": False}, steps, used)
         return Feed((x, y), {"batch_size": batch}, steps, used)

@@ -1,12 +1,11 @@
 """MomentumCycle: the inverse momentum cycle of the one-cycle policy (SGD `momentum`, Adam-family `beta_1`)."""
 
-import math
-
 import keras
 from keras import ops
 
 from tfopt import _checks
 from tfopt.callbacks import _optimizer
+from tfopt.schedules.one_cycle import one_cycle_phases, one_cycle_value
 
 ANNEAL_STRATEGIES = ("cos", "linear")
 
@@ -166,40 +165,13 @@ class MomentumCycle(keras.callbacks.Callback):
         self.three_phase = three_phase
         self._installed = None
 
-    def _phases(self):
-        """(start step, end step, start momentum, end momentum) of each phase, as in PyTorch."""
-        total, low, high = self.total_steps, self.base_momentum, self.max_momentum
-        first_end = self.pct_start * total - 1
-        if self.three_phase:
-            second_end = 2 * self.pct_start * total - 2
-            return [
-                (0.0, first_end, high, low),
-                (first_end, second_end, low, high),
-                (second_end, total - 1.0, high, high),
-            ]
-        return [(0.0, first_end, high, low), (first_end, total - 1.0, low, high)]
-
-    def _anneal(self, start, end, fraction):
-        if self.anneal_strategy == "linear":
-            return ops.add(start, ops.multiply(end - start, fraction))
-        cosine = ops.add(ops.cos(ops.multiply(math.pi, fraction)), 1.0)
-        return ops.add(end, ops.multiply((start - end) / 2.0, cosine))
-
     def momentum_at(self, step):
         """The momentum (or beta_1) for optimizer step `step` (an int or an integer tensor), as float32."""
-        t = ops.cast(step, "float32")
-        phases = self._phases()
-        value = None
-        for index in reversed(range(len(phases))):
-            start, end, begin_value, end_value = phases[index]
-            length = end - start
-            fraction = ops.divide(ops.subtract(t, start), length) if length > 0 else ops.zeros_like(t)
-            if index == len(phases) - 1:
-                fraction = ops.minimum(fraction, 1.0)
-                value = self._anneal(begin_value, end_value, fraction)
-            else:
-                value = ops.where(ops.less_equal(t, end), self._anneal(begin_value, end_value, fraction), value)
-        return ops.cast(value, "float32")
+        # The learning rate's one-cycle curve mirrored: from max_momentum down to base_momentum and back.
+        phases = one_cycle_phases(self.total_steps, self.pct_start, self.three_phase,
+                                  self.max_momentum, self.base_momentum, self.max_momentum)
+        t = ops.minimum(ops.cast(step, "float32"), float(self.total_steps - 1))
+        return ops.cast(one_cycle_value(t, phases, self.anneal_strategy), "float32")
 
     def _hyperparameter(self, optimizer):
         """The name of the attribute to cycle: "beta_1" or "momentum"."""

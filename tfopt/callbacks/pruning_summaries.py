@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from tfopt.callbacks._summary_writer import SummaryWriterCallback
+from tfopt.compression.prune import collect_wrappers
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -35,7 +36,6 @@ class PruningSummaries(SummaryWriterCallback):
         self._wrappers = []
 
     def on_train_begin(self, logs=None):
-        from tfopt.compression.prune import collect_wrappers
 
         self._wrappers = collect_wrappers(self.model)
         super().on_train_begin(logs)

@@ -3,6 +3,10 @@
 import keras
 
 from tfopt import _checks
+from tfopt.compression import _channel_graph
+from tfopt.compression.prune_channels import choose_channels, group_amounts, kept_count
+from tfopt.layers.polynomial_decay import PolynomialDecay
+from tfopt.layers.pruning_schedule import PruningSchedule
 
 _CRITERIA = ("l1", "l2", "bn_gamma")
 
@@ -65,7 +69,6 @@ class StructuredPruning(keras.callbacks.Callback):
 
     def __init__(self, target=0.5, schedule=None, criterion="l1", min_channels=1, round_to=None, skip=()):
         super().__init__()
-        from tfopt.compression.pruning_schedule import PruningSchedule
 
         if schedule is not None and not isinstance(schedule, PruningSchedule):
             raise TypeError("Argument `schedule` must be a tfopt.compression.PruningSchedule (PolynomialDecay, "
@@ -96,9 +99,6 @@ class StructuredPruning(keras.callbacks.Callback):
         self.sparsity = 0.0
 
     def on_train_begin(self, logs=None):
-        from tfopt.compression import _channel_graph
-        from tfopt.compression.polynomial_decay import PolynomialDecay
-        from tfopt.compression.prune_channels import group_amounts, kept_count
 
         self._graph = _channel_graph.ChannelGraph(self.model, self.skip)
         schedule = self.schedule
@@ -137,8 +137,6 @@ class StructuredPruning(keras.callbacks.Callback):
                 sparsity = value
         if sparsity is None:
             return
-        from tfopt.compression import _channel_graph
-        from tfopt.compression.prune_channels import choose_channels, group_amounts
 
         self._sync()
         self.sparsity = float(keras.ops.convert_to_numpy(sparsity))

@@ -2,6 +2,8 @@
 
 import keras
 
+from tfopt.compression.prune import collect_wrappers
+
 
 @keras.saving.register_keras_serializable(package="tfopt")
 class UpdatePruningStep(keras.callbacks.Callback):
@@ -37,7 +39,6 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self._wrappers = []
 
     def on_train_begin(self, logs=None):
-        from tfopt.compression.prune import collect_wrappers
 
         self._wrappers = collect_wrappers(self.model)
         if not self._wrappers:

@@ -10,14 +10,14 @@ import numpy as np
 
 from tfopt import _checks
 from tfopt.callbacks._summary_writer import SummaryWriterCallback
+from tfopt.layers.cluster_weights import ClusterWeights
+from tfopt.layers.prune_low_magnitude import PruneLowMagnitude
+from tfopt.layers.quantize_wrapper import QuantizeWrapper
 
 
 def effective_weights(wrapper):
     """`{weight name: value}` of what a tfopt wrapper computes with: masked (`PruneLowMagnitude`), fake-quantized
     to int8 (`QuantizeWrapper`) or shared centroids (`ClusterWeights`); `{}` for any other layer."""
-    from tfopt.layers.cluster_weights import ClusterWeights
-    from tfopt.layers.prune_low_magnitude import PruneLowMagnitude
-    from tfopt.layers.quantize_wrapper import QuantizeWrapper
 
     if not wrapper.built:
         return {}

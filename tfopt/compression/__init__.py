@@ -6,7 +6,6 @@ Public objects:
     export_tflite, inspect_tflite, evaluate_tflite: TFLite/LiteRT files (float, dynamic, float16, full int8).
     cluster_weights, strip_clustering: weight sharing with trainable centroids.
     fold_batch_norms: BatchNormalization merged into the Conv/Dense before it.
-    compress: the fine-tune-and-compress pipeline behind `tfopt compress`.
     fit_with_teacher: fine-tuning of a compressed model against its dense original's soft targets.
     prune_low_magnitude, strip_pruning, sparsity_report: magnitude pruning (unstructured, block, N:M, global).
     PruningSchedule, ConstantSparsity, PolynomialDecay: when to prune, and to what sparsity.
@@ -17,19 +16,18 @@ Public objects:
 
 from tfopt.compression.channel_importance import channel_importance
 from tfopt.compression.cluster import cluster_weights, strip_clustering
-from tfopt.compression.compress import compress
-from tfopt.compression.constant_sparsity import ConstantSparsity
 from tfopt.compression.distill import fit_with_teacher
 from tfopt.compression.export import evaluate_tflite, export_tflite, inspect_tflite
 from tfopt.compression.fold import fold_batch_norms
-from tfopt.compression.polynomial_decay import PolynomialDecay
 from tfopt.compression.prune import prune_low_magnitude, sparsity_report, strip_pruning
 from tfopt.compression.prune_channels import prune_channels
-from tfopt.compression.pruning_schedule import PruningSchedule
 from tfopt.compression.quantize import quantize_model
 from tfopt.compression.regularize import add_regularizer
 from tfopt.compression.remove_dead_channels import remove_dead_channels
 from tfopt.compression.report import ModelReport, count_flops, measure_model
+from tfopt.layers.constant_sparsity import ConstantSparsity
+from tfopt.layers.polynomial_decay import PolynomialDecay
+from tfopt.layers.pruning_schedule import PruningSchedule
 
 __all__ = [
     "ConstantSparsity",
@@ -39,7 +37,6 @@ __all__ = [
     "add_regularizer",
     "channel_importance",
     "cluster_weights",
-    "compress",
     "fit_with_teacher",
     "count_flops",
     "evaluate_tflite",

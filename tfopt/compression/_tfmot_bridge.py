@@ -8,6 +8,10 @@ exist once tf_keras is imported).
 
 import sys
 
+from tfopt.layers.constant_sparsity import ConstantSparsity
+from tfopt.layers.polynomial_decay import PolynomialDecay
+from tfopt.layers.prune_low_magnitude import check_arguments
+
 INSTALL_HINT = "pip install 'tfopt[tfmot]' (tensorflow-model-optimization and tf-keras)"
 
 
@@ -35,8 +39,6 @@ def _tfmot():
 
 def to_tfmot_schedule(schedule, tfmot):
     """The tfmot schedule that gives the same (should_prune, sparsity) at every step."""
-    from tfopt.compression.constant_sparsity import ConstantSparsity
-    from tfopt.compression.polynomial_decay import PolynomialDecay
 
     sparsity = tfmot.sparsity.keras
     if isinstance(schedule, ConstantSparsity):
@@ -54,8 +56,6 @@ def to_tfmot_schedule(schedule, tfmot):
 def prune_low_magnitude(to_prune, pruning_schedule, block_size, sparsity_m_by_n, pruning_scope):
     """tfmot's `prune_low_magnitude` with the equivalent arguments; our N:M `(N, M)` (non-zeros kept per group)
     becomes tfmot's `(M - N, M)` (zeros per group)."""
-    from tfopt.compression.constant_sparsity import ConstantSparsity
-    from tfopt.layers.prune_low_magnitude import check_arguments
 
     if pruning_schedule is None:
         pruning_schedule = ConstantSparsity(0.5, begin_step=0, frequency=100)

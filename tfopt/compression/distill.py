@@ -3,6 +3,8 @@
 import keras
 
 from tfopt import _checks
+from tfopt.models import CachedDistiller, SoftTargetDistillation, cache_teacher_outputs
+from tfopt.models._outputs import as_loss_instance, ends_in_probabilities
 
 
 def fit_with_teacher(
@@ -60,8 +62,6 @@ def fit_with_teacher(
     Returns:
         The `keras.callbacks.History` of the fine-tuning.
     """
-    from tfopt.models import CachedDistiller, SoftTargetDistillation, cache_teacher_outputs
-    from tfopt.models._outputs import as_loss_instance, ends_in_probabilities
 
     for argument, value in (("model", model), ("teacher", teacher)):
         if not isinstance(value, keras.Model):

@@ -10,6 +10,7 @@ import numpy as np
 
 import tfopt.layers.prune_low_magnitude as _wrapper
 from tfopt.compression import _tfmot_bridge
+from tfopt.layers.constant_sparsity import ConstantSparsity
 
 # Layers with weights that are not meant to be pruned: left alone without asking.
 _NEVER_PRUNED = tuple(
@@ -67,7 +68,6 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), spar
         return _tfmot_bridge.prune_low_magnitude(to_prune, pruning_schedule, block_size, sparsity_m_by_n,
                                                  pruning_scope)
     if pruning_schedule is None:
-        from tfopt.compression.constant_sparsity import ConstantSparsity
 
         pruning_schedule = ConstantSparsity(0.5, begin_step=0, frequency=100)
     arguments = dict(zip(("pruning_schedule", "block_size", "sparsity_m_by_n", "pruning_scope"),

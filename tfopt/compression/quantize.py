@@ -5,6 +5,7 @@ import keras
 from tfopt import _checks
 from tfopt.compression._clone import clone_with_wrappers, has_zeros
 from tfopt.compression.fold import _check_model, fold_batch_norms, layer_graph
+from tfopt.compression.prune import strip_pruning
 from tfopt.layers import quantizable_layer
 from tfopt.layers.quantize_wrapper import _FIXED_RANGE, QuantizeWrapper, activation_name
 
@@ -76,7 +77,6 @@ def _strip_pruning_wrappers(model):
     """A pruned model still wrapped for pruning is stripped first (its zeros are then kept by the QAT masks)."""
     if not any("prun" in type(layer).__name__.lower() for layer in model.layers):
         return model
-    from tfopt.compression import strip_pruning
 
     return strip_pruning(model)
 

@@ -6,9 +6,9 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.compression.constant_sparsity import ConstantSparsity
-from tfopt.compression.pruning_schedule import PruningSchedule
 from tfopt.layers import _pruning_masks as masks
+from tfopt.layers.constant_sparsity import ConstantSparsity
+from tfopt.layers.pruning_schedule import PruningSchedule
 
 SCOPES = ("layer", "global")
 # pruning_scope="global": each pruned weight keeps at least 1% of its weights (or blocks), and at least one.

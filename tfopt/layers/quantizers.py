@@ -8,7 +8,7 @@ for activations clipping stops it outside the range, as in TensorFlow's `FakeQua
 
 from keras import ops
 
-__all__ = ["fake_quant_affine", "fake_quant_symmetric_per_channel"]
+__all__ = ["fake_quant_affine", "fake_quant_symmetric_per_channel", "symmetric_per_channel_codes"]
 
 # int8 weights use the narrow range [-127, 127] (zero point 0, no -128), as TFLite requires for weights.
 WEIGHT_QMAX = 127.0
@@ -37,10 +37,16 @@ def fake_quant_symmetric_per_channel(w, channel_axes):
         channel_axes: the axes (tuple of ints, non-negative) that index an output channel, e.g. `(ndim - 1,)` for
             a Dense or Conv kernel, `(2, 3)` for a depthwise kernel `(h, w, in, multiplier)`.
     """
+    codes, scale = symmetric_per_channel_codes(w, channel_axes)
+    return w + ops.stop_gradient(codes * scale - w)
+
+
+def symmetric_per_channel_codes(w, channel_axes):
+    """The int8 codes `clip(round(w / s_c), -127, 127)` (round half up, as float values) and the scales `s_c` of
+    `w` (kept dimensions), as `fake_quant_symmetric_per_channel` and the TFLite converter compute them."""
     reduce_axes = tuple(a for a in range(len(w.shape)) if a not in channel_axes)
     scale = ops.stop_gradient(ops.maximum(ops.max(ops.abs(w), axis=reduce_axes, keepdims=True), _TINY) / WEIGHT_QMAX)
-    q = ops.clip(_round_half_up(w / scale), -WEIGHT_QMAX, WEIGHT_QMAX) * scale
-    return w + ops.stop_gradient(q - w)
+    return ops.clip(_round_half_up(w / scale), -WEIGHT_QMAX, WEIGHT_QMAX), scale
 
 
 def nudged_range(minimum, maximum):

@@ -12,6 +12,8 @@ A wrapper that keeps per-variable state of its own (slow weights, the running av
 
 import keras
 
+from tfopt.optimizers.registry import get  # knows tfopt's names ("radam") as well as Keras's
+
 # Base optimizer options a wrapper does not take: they belong on the inner optimizer.
 _INNER_ONLY = {
     "weight_decay": None,
@@ -31,7 +33,6 @@ def resolve_optimizer(optimizer):
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
     if isinstance(optimizer, (str, dict)):
-        from tfopt.optimizers.registry import get  # knows tfopt's names ("radam") as well as Keras's
 
         try:
             resolved = get(optimizer)

@@ -93,34 +93,12 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.final_div_factor = _checks.finite_number("final_div_factor", final_div_factor, positive=True)
         self.anneal_strategy = _checks.choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
 
-    def _phases(self):
-        """(start step, end step, start rate, end rate) of each phase, in PyTorch's float64 arithmetic."""
-        lr_max = self.max_learning_rate
-        lr_init = lr_max / self.div_factor
-        lr_min = lr_init / self.final_div_factor
-        up_end = float(self.pct_start * self.total_steps) - 1
-        last = float(self.total_steps - 1)
-        if not self.three_phase:
-            return [(0.0, up_end, lr_init, lr_max), (up_end, last, lr_max, lr_min)]
-        down_end = float(2 * self.pct_start * self.total_steps) - 2
-        return [(0.0, up_end, lr_init, lr_max), (up_end, down_end, lr_max, lr_init), (down_end, last, lr_init, lr_min)]
-
     def __call__(self, step):
+        lr_init = self.max_learning_rate / self.div_factor
+        phases = one_cycle_phases(self.total_steps, self.pct_start, self.three_phase,
+                                  lr_init, self.max_learning_rate, lr_init / self.final_div_factor)
         t = ops.minimum(_ops.float_step(step), float(self.total_steps - 1))
-        phases = self._phases()
-        lr = None
-        # Walk the phases backwards so that the first phase with t <= end wins, as in PyTorch.
-        for index in reversed(range(len(phases))):
-            start, end, lr_start, lr_end = phases[index]
-            if end == start:
-                # A phase of zero length holds only its start step, at its start rate.
-                done, left = 0.0 * t, 1.0 + 0.0 * t
-            else:
-                done = _ops.minus(t, start) / (end - start)
-                left = -_ops.minus(t, end) / (end - start)
-            value = _ops.interpolate(lr_start, lr_end, done, left, self.anneal_strategy)
-            lr = value if lr is None else ops.where(t <= end, value, lr)
-        return lr
+        return one_cycle_value(t, phases, self.anneal_strategy)
 
     def get_config(self):
         return {
@@ -132,3 +110,37 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             "anneal_strategy": self.anneal_strategy,
             "three_phase": self.three_phase,
         }
+
+
+def one_cycle_phases(total_steps, pct_start, three_phase, start, peak, end):
+    """(first step, last step, from, to) of each phase of a one-cycle curve, in PyTorch's float64 arithmetic.
+
+    Two phases: `start` -> `peak` over steps [0, p*T - 1], then `peak` -> `end` up to T - 1. Three phases
+    (`three_phase=True`): `start` -> `peak`, `peak` -> `start` up to 2*p*T - 2, then `start` -> `end`. The learning
+    rate rises from max/div_factor to its peak; the momentum (callbacks.MomentumCycle) falls from its maximum to its
+    base, the mirror image, on the same steps.
+    """
+    up_end = float(pct_start * total_steps) - 1
+    last = float(total_steps - 1)
+    if not three_phase:
+        return [(0.0, up_end, start, peak), (up_end, last, peak, end)]
+    down_end = float(2 * pct_start * total_steps) - 2
+    return [(0.0, up_end, start, peak), (up_end, down_end, peak, start), (down_end, last, start, end)]
+
+
+def one_cycle_value(t, phases, anneal_strategy):
+    """The curve of `phases` at the float step tensor `t` (at most the last phase's end), annealed "cos" or
+    "linear": step `t` belongs to the first phase with `t <= end`, as in PyTorch's OneCycleLR."""
+    value = None
+    # Walk the phases backwards so that the first phase with t <= end wins.
+    for index in reversed(range(len(phases))):
+        start, end, value_start, value_end = phases[index]
+        if end == start:
+            # A phase of zero length holds only its start step, at its start value.
+            done, left = 0.0 * t, 1.0 + 0.0 * t
+        else:
+            done = _ops.minus(t, start) / (end - start)
+            left = -_ops.minus(t, end) / (end - start)
+        here = _ops.interpolate(value_start, value_end, done, left, anneal_strategy)
+        value = here if value is None else ops.where(t <= end, here, value)
+    return value

@@ -5,20 +5,21 @@ import gzip
 import keras
 import numpy as np
 
+from tfopt.layers.cluster_weights import ClusterWeights
+from tfopt.layers.prune_low_magnitude import PruneLowMagnitude
+from tfopt.layers.quantize_wrapper import QuantizeWrapper
+from tfopt.layers.quantizers import symmetric_per_channel_codes
+
 
 def _kernel_codes(value):
-    """int8 codes of a fake-quantized kernel: symmetric, one scale per output channel (the last axis)."""
-    value = np.asarray(value, dtype=np.float32)
-    flat = value.reshape(-1, value.shape[-1]) if value.ndim else value.reshape(1, 1)
-    scale = np.max(np.abs(flat), axis=0) / 127.0
-    scale[scale == 0] = 1.0
-    return np.clip(np.round(flat / scale), -127, 127).astype(np.int8)
+    """int8 codes of a fake-quantized kernel, by the quantizer's own rounding: one scale per output channel (the
+    last axis)."""
+    value = keras.ops.convert_to_tensor(np.asarray(value, dtype=np.float32))
+    codes, _ = symmetric_per_channel_codes(value, (max(len(value.shape) - 1, 0),))
+    return keras.ops.convert_to_numpy(codes).astype(np.int8)
 
 
 def _layer_arrays(layer):
-    from tfopt.layers.cluster_weights import ClusterWeights
-    from tfopt.layers.prune_low_magnitude import PruneLowMagnitude
-    from tfopt.layers.quantize_wrapper import QuantizeWrapper
 
     if isinstance(layer, keras.Model):
         for sub in layer.layers:

@@ -9,6 +9,10 @@ import keras
 import keras_tuner
 
 from tfopt import _checks
+from tfopt import callbacks as cb
+from tfopt.callbacks.schedule_free_eval import find_schedule_free_optimizer
+from tfopt.compression import prune_low_magnitude, quantize_model, strip_pruning
+from tfopt.compression.prune import collect_wrappers
 from tfopt.tuning import _hp
 from tfopt.tuning.accuracy_size_objective import AccuracySizeObjective
 from tfopt.tuning.deployed_size import deployed_size
@@ -142,7 +146,6 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
         base = self._base_model(hp)
         if self.objective is not None and self.objective.size_weight and self.objective.reference_size is None:
             self.objective.reference_size = float(deployed_size(base))
-        from tfopt.compression import prune_low_magnitude, quantize_model
 
         quantization, pruning = self.quantization_of(hp), self.pruning_of(hp)
         if quantization is not None:
@@ -170,7 +173,6 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
 
     def _train_float_phase(self, hp, model, quantization, epochs, trial_id, args, kwargs):
         """Trains the float (or pruned) model, then moves its weights and optimizer state into `model` (QAT)."""
-        from tfopt.compression import prune_low_magnitude, quantize_model, strip_pruning
 
         pruning = self.pruning_of(hp)
         with self._scope():
@@ -190,9 +192,6 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
 
     def callbacks(self, hp, model, trial_id, final=True):
         """The callbacks a `fit` of this recipe gets (before the tuner's); `final` for the phase the tuner sees."""
-        from tfopt import callbacks as cb
-        from tfopt.callbacks.schedule_free_eval import find_schedule_free_optimizer
-        from tfopt.compression.prune import collect_wrappers
 
         found = []
         if find_schedule_free_optimizer(model.optimizer) is not None:
@@ -215,8 +214,6 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
     def finalize(model):
         """The deployable form of a searched model: pruning wrappers stripped (zeros in place); a QAT model as it
         is (export it with `tfopt.compression.export_tflite(model, path, "int8")`)."""
-        from tfopt.compression import strip_pruning
-        from tfopt.compression.prune import collect_wrappers
 
         return strip_pruning(model) if collect_wrappers(model) else model
 

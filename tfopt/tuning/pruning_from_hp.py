@@ -4,6 +4,7 @@ scope), as the arguments of `tfopt.compression.prune_low_magnitude`."""
 import re
 
 from tfopt import _checks
+from tfopt.compression import ConstantSparsity, PolynomialDecay
 from tfopt.tuning import _hp
 
 SCHEDULES = ("polynomial_decay", "constant")
@@ -59,7 +60,6 @@ def pruning_from_hp(hp, total_steps, sparsity=(0.5, 0.9), schedules=SCHEDULES, s
           https://arxiv.org/abs/1710.01878
         - Mishra et al., 2021, "Accelerating Sparse Deep Neural Networks", https://arxiv.org/abs/2104.08378
     """
-    from tfopt.compression import ConstantSparsity, PolynomialDecay
 
     _hp.check_hp(hp)
     total_steps = _checks.integer("total_steps", total_steps, 1)

@@ -9,6 +9,13 @@ import warnings
 import keras
 
 from tfopt import _checks
+from tfopt.callbacks import GradientNormMonitor, LearningRateMonitor, WeightHistograms
+from tfopt.compression import export_tflite, measure_model
+from tfopt.data import load_digits
+from tfopt.models.demo_cnn import build_demo_cnn
+from tfopt.tuning.accuracy_size_objective import AccuracySizeObjective
+from tfopt.tuning.deployed_size import deployed_size
+from tfopt.tuning.optimization_hyper_model import OptimizationHyperModel
 
 BATCH_SIZE = 32
 OPTIMIZERS = ("adam", "adamw", "sgd", "radam", "adabelief", "schedule_free_adamw")
@@ -47,13 +54,6 @@ def run_tune(out_dir, *, trials=4, epochs=6, seed=0, tuner="random", size_weight
     """
     import keras_tuner
 
-    from tfopt.callbacks import GradientNormMonitor, LearningRateMonitor, WeightHistograms
-    from tfopt.compression import measure_model
-    from tfopt.data import load_digits
-    from tfopt.demo import build_demo_cnn
-    from tfopt.tuning.accuracy_size_objective import AccuracySizeObjective
-    from tfopt.tuning.deployed_size import deployed_size
-    from tfopt.tuning.optimization_hyper_model import OptimizationHyperModel
 
     trials = _checks.integer("trials", trials, 1)
     epochs = _checks.integer("epochs", epochs, 1)
@@ -115,7 +115,6 @@ def run_tune(out_dir, *, trials=4, epochs=6, seed=0, tuner="random", size_weight
     if any(type(layer).__name__ == "QuantizeWrapper" for layer in best.layers) and keras.backend.backend() == (
             "tensorflow"):
         # A QAT model ships as a full-integer int8 file: its size and accuracy are those of that file.
-        from tfopt.compression import export_tflite
 
         tflite = export_tflite(best, os.path.join(out_dir, "best_model.tflite"), "int8")
         report = measure_model(tflite, *data.test, measure_latency=False)

@@ -3,6 +3,7 @@
 import keras
 
 from tfopt import _checks
+from tfopt.schedules import CyclicalLearningRate, InverseSqrt, LinearDecay, OneCycle, StepDecay, WarmupStableDecay
 from tfopt.tuning import _hp
 
 
@@ -11,13 +12,11 @@ def _constant(hp, p, peak, total):
 
 
 def _one_cycle(hp, p, peak, total):
-    from tfopt.schedules import OneCycle
 
     return OneCycle(peak, total, pct_start=hp.Float(f"{p}pct_start", 0.1, 0.5, default=0.3))
 
 
 def _warmup_stable_decay(hp, p, peak, total):
-    from tfopt.schedules import WarmupStableDecay
 
     warmup = int(hp.Float(f"{p}warmup_fraction", 0.0, 0.2) * total)
     decay = max(1, int(hp.Float(f"{p}decay_fraction", 0.1, 0.5, default=0.2) * total))
@@ -32,20 +31,17 @@ def _cosine(hp, p, peak, total):
 
 
 def _linear_decay(hp, p, peak, total):
-    from tfopt.schedules import LinearDecay
 
     return LinearDecay(peak, total, end_learning_rate=peak * hp.Float(f"{p}end_fraction", 0.0, 0.1))
 
 
 def _step_decay(hp, p, peak, total):
-    from tfopt.schedules import StepDecay
 
     drops = hp.Int(f"{p}drops", 1, 3)
     return StepDecay(peak, max(1, total // (drops + 1)), gamma=hp.Choice(f"{p}gamma", [0.1, 0.3, 0.5]))
 
 
 def _cyclical(hp, p, peak, total):
-    from tfopt.schedules import CyclicalLearningRate
 
     cycles = hp.Int(f"{p}cycles", 1, 4)
     base = peak / hp.Float(f"{p}div_factor", 3.0, 30.0, sampling="log")
@@ -54,7 +50,6 @@ def _cyclical(hp, p, peak, total):
 
 
 def _inverse_sqrt(hp, p, peak, total):
-    from tfopt.schedules import InverseSqrt
 
     return InverseSqrt(peak, max(1, int(hp.Float(f"{p}warmup_fraction", 0.01, 0.2) * total)))
 

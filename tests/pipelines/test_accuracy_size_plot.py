@@ -3,7 +3,7 @@ import itertools
 import pytest
 from matplotlib.text import Annotation, Text
 
-from tfopt.accuracy_size_plot import pareto_front, plot_accuracy_vs_size, spread
+from tfopt.pipelines.accuracy_size_plot import pareto_front, plot_accuracy_vs_size, spread
 
 # The 13 stages of a `tfopt demo` run, with its ties: three stages at 97.77%, "baseline" and "tf.data pipeline" at
 # the same size, "folded" and "schedule" side by side.

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfopt.compression.pruning_schedule import PruningSchedule
+from tfopt.layers.pruning_schedule import PruningSchedule
 
 
 @keras.saving.register_keras_serializable(package="tfopt")

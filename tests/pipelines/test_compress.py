@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfopt.compression import compress, inspect_tflite
-from tfopt.compression.compress import load_data
+from tfopt.compression import inspect_tflite
+from tfopt.pipelines import compress, load_data
 
 
 @pytest.fixture(scope="module")

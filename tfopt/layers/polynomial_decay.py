@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.compression.pruning_schedule import PruningSchedule
+from tfopt.layers.pruning_schedule import PruningSchedule
 
 
 @keras.saving.register_keras_serializable(package="tfopt")

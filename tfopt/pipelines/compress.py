@@ -9,6 +9,16 @@ import keras
 import numpy as np
 
 from tfopt import _checks
+from tfopt.callbacks import UpdatePruningStep
+from tfopt.callbacks.structured_pruning import StructuredPruning
+from tfopt.compression import ConstantSparsity, PolynomialDecay, prune_low_magnitude, strip_pruning
+from tfopt.compression.cluster import cluster_weights, strip_clustering
+from tfopt.compression.distill import fit_with_teacher
+from tfopt.compression.export import export_tflite
+from tfopt.compression.quantize import quantize_model
+from tfopt.compression.remove_dead_channels import remove_dead_channels
+from tfopt.compression.report import measure_model
+from tfopt.compression.report_table import markdown_table
 
 __all__ = ["REQUIRED_ARRAYS", "compress", "load_data"]
 
@@ -91,7 +101,6 @@ class _Pipeline:
         return model
 
     def _fit_with_teacher(self, model, callbacks):
-        from tfopt.compression.distill import fit_with_teacher
 
         start = time.perf_counter()
         fit_with_teacher(model, self.teacher, self.data["x_train"], self.data["y_train"],
@@ -179,10 +188,6 @@ def compress(
     if not isinstance(model, keras.Model):
         raise TypeError(f"Argument `model` must be a keras.Model or a .keras path. Received: {type(model).__name__}")
 
-    from tfopt.compression.cluster import cluster_weights, strip_clustering
-    from tfopt.compression.export import export_tflite
-    from tfopt.compression.quantize import quantize_model
-    from tfopt.compression.report import measure_model
 
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(int(seed))
@@ -251,16 +256,12 @@ def _teacher_for(teacher, model):
 
 
 def _prune_channels(model, pipeline, channels):
-    from tfopt.callbacks.structured_pruning import StructuredPruning
-    from tfopt.compression.remove_dead_channels import remove_dead_channels
 
     # Gradual over the first 70% of the fine-tuning steps (the callback's default), fine-tuned at the final width.
     return remove_dead_channels(pipeline.fit(model, callbacks=[StructuredPruning(channels)]))
 
 
 def _prune(model, pipeline, sparsity, n_m):
-    from tfopt.callbacks import UpdatePruningStep
-    from tfopt.compression import ConstantSparsity, PolynomialDecay, prune_low_magnitude, strip_pruning
 
     steps = max(1, pipeline.epochs) * int(np.ceil(len(pipeline.data["x_train"]) / pipeline.batch_size))
     frequency = max(1, steps // 20)
@@ -277,7 +278,6 @@ def _prune(model, pipeline, sparsity, n_m):
 
 
 def _write_report(rows, out_dir, settings):
-    from tfopt.demo import markdown_table
 
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump({"meta": {**settings, "backend": keras.backend.backend()}, "stages": rows}, f, indent=2)
