@@ -92,13 +92,13 @@ def conv_cnn_1m(input_shape=(32, 32, 3), classes=10):
 
 def _single_thread_call(path, example):
     """A batch-1 call of a TFLite file on one thread (the interpreter tfopt's report uses)."""
-    from tfopt.compression.report import _tflite_interpreter, _TFLiteModel
+    from tfopt.compression.tflite_model import TFLiteModel, tflite_interpreter
 
-    interpreter = _tflite_interpreter(model_path=path, num_threads=1)
+    interpreter = tflite_interpreter(model_path=path, num_threads=1)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     interpreter.resize_tensor_input(inp["index"], [1, *example.shape[1:]])
     interpreter.allocate_tensors()
-    value = _TFLiteModel._quantize(example, inp)
+    value = TFLiteModel._quantize(example, inp)
 
     def call():
         interpreter.set_tensor(inp["index"], value)

@@ -1,4 +1,4 @@
-"""Argument checks shared by tfopt's schedules, callbacks and optimizer wrappers.
+"""Argument checks for the whole of tfopt: the one place they live.
 
 Each error names the argument, the allowed range and the value received: a `TypeError` for a value of the wrong
 type, a `ValueError` for one out of range.
@@ -19,43 +19,87 @@ def _is_integer(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def finite_number(name, value, positive=False):
-    """A finite real number, > 0 when `positive`, else >= 0 (a learning rate, a factor, a delta), as a float."""
-    allowed = "a finite number > 0" if positive else "a finite number >= 0"
+def number(name, value, low=None, high=None, *, low_open=False, high_open=False, allow_inf=False, condition="",
+           optional=False):
+    """A real number in the interval from `low` to `high`, returned as a Python float.
+
+    The one interval convention of tfopt: both ends are closed unless `low_open` / `high_open` says otherwise;
+    either end may be None (unbounded). NaN is always refused, and so is an infinity unless `allow_inf` (which
+    admits +inf when `high` is None). `condition` (e.g. "when `three_phase=True`") follows the interval in the
+    message. With `optional`, None passes through.
+    """
+    if optional and value is None:
+        return None
+    if low is not None and high is not None:
+        allowed = f"a number in the {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'} range"
+    elif low is not None:
+        allowed = f"a {'' if allow_inf else 'finite '}number {'>' if low_open else '>='} {low}"
+    else:
+        allowed = "a finite number"
+    if condition:
+        allowed = f"{allowed} {condition}"
+    if optional:
+        allowed = f"{allowed} or None"
     if not _is_real(value):
         raise TypeError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r} of type "
                         f"{type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+    finite = math.isfinite(value) or (allow_inf and high is None and value == math.inf)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not finite or below or above:
         raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
     return float(value)
 
 
-def integer(name, value, minimum):
-    """An integer >= `minimum`, returned as a Python int."""
+def finite_number(name, value, positive=False):
+    """A finite real number, > 0 when `positive`, else >= 0 (a learning rate, a factor, a delta), as a float."""
+    return number(name, value, low=0, low_open=positive)
+
+
+def integer(name, value, minimum, maximum=None, *, optional=False):
+    """An integer >= `minimum` (and <= `maximum` when given), returned as a Python int; with `optional`, None
+    passes through."""
+    if optional and value is None:
+        return None
+    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in the [{minimum}, {maximum}] range"
+    if optional:
+        allowed = f"{allowed} or None"
     if not _is_integer(value):
-        raise TypeError(f"Argument `{name}` must be an integer >= {minimum}. Received: {name}={value!r} of type "
+        raise TypeError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r} of type "
                         f"{type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"Argument `{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
     return int(value)
 
 
-def number_in(name, value, low, high, low_open=True, high_open=True, condition=""):
-    """A real number in the interval from `low` to `high`, each end open or closed; returned as a float.
-
-    `condition` (e.g. "when `three_phase=True`") follows the interval in the message.
-    """
-    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    if condition:
-        interval = f"{interval} {condition}"
-    if not _is_real(value):
-        raise TypeError(f"Argument `{name}` must be a number in {interval}. Received: {name}={value!r} of type "
+def boolean(name, value):
+    """A Python bool (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Argument `{name}` must be a bool. Received: {name}={value!r} of type "
                         f"{type(value).__name__}")
-    below = value <= low if low_open else value < low
-    above = value >= high if high_open else value > high
-    if not math.isfinite(value) or below or above:
-        raise ValueError(f"Argument `{name}` must be a number in {interval}. Received: {name}={value!r}")
+    return value
+
+
+def learning_rate(value, positive=False):
+    """An optimizer's learning rate: a number >= 0 (> 0 when `positive`), a `LearningRateSchedule` or a callable;
+    numbers become floats."""
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or callable(value):
+        return value
+    allowed = "a finite number > 0" if positive else "a finite number >= 0"
+    if not _is_real(value):
+        raise TypeError(f"Argument `learning_rate` must be {allowed}, a `LearningRateSchedule` or a callable. "
+                        f"Received: learning_rate={value!r} of type {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"Argument `learning_rate` must be {allowed}, a `LearningRateSchedule` or a callable. "
+                         f"Received: learning_rate={value!r}")
     return float(value)
+
+
+def weight_decay(value):
+    """None (no decay) or a number >= 0, returned as a float."""
+    if value is None:
+        return None
+    return number("weight_decay", value, low=0.0)
 
 
 def choice(name, value, allowed):

@@ -9,6 +9,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from tfopt import _checks
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -28,11 +30,6 @@ class Timing:
         return cls(median=statistics.median(samples), iqr=q3 - q1, samples=samples)
 
 
-def _check_counts(repeats, warmup):
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"Argument `repeats` must be an integer >= 1. Received: repeats={repeats!r}")
-    if not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"Argument `warmup` must be an integer >= 0. Received: warmup={warmup!r}")
 
 
 def time_call(fn, *, repeats=30, warmup=3):
@@ -54,7 +51,8 @@ def time_interleaved(fns, *, repeats=30, warmup=3, self_timed=False, on_call=Non
             e.g. the epoch inside `fit` without its set-up) instead of being timed from outside. Default False.
         on_call: optional `on_call(index, round)` called after every call, warm-up rounds included (progress).
     """
-    _check_counts(repeats, warmup)
+    _checks.integer("repeats", repeats, 1)
+    _checks.integer("warmup", warmup, 0)
     fns = list(fns)
     if not fns or not all(callable(f) for f in fns):
         raise TypeError(f"Argument `fns` must be a non-empty list of callables. Received: fns={fns!r}")

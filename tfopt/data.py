@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfopt import _checks
+
 __all__ = ["DigitsSplit", "load_digits", "make_dataset", "read_tfrecords", "write_tfrecords"]
 
 
@@ -47,14 +49,8 @@ class DigitsSplit:
         return self.x_train.shape[1:]
 
 
-def _check_fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ValueError(f"Argument `{name}` must be a number in the open range (0, 1). Received: {name}={value!r}")
 
 
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"Argument `seed` must be an integer in [0, 2**32 - 1]. Received: seed={seed!r}")
 
 
 def load_digits(*, validation_fraction=0.15, test_fraction=0.2, seed=0):
@@ -75,14 +71,14 @@ def load_digits(*, validation_fraction=0.15, test_fraction=0.2, seed=0):
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
-    _check_fraction("validation_fraction", validation_fraction)
-    _check_fraction("test_fraction", test_fraction)
+    _checks.number("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    _checks.number("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
     if validation_fraction + test_fraction > 0.9:
         raise ValueError(
             "Arguments `validation_fraction` + `test_fraction` must be at most 0.9 so that training data remains. "
             f"Received: validation_fraction={validation_fraction}, test_fraction={test_fraction}"
         )
-    _check_seed(seed)
+    _checks.integer("seed", seed, 0, 2**32 - 1)
 
     digits = sk_load_digits()
     x = (digits.images.astype("float32") / 16.0)[..., None]
@@ -134,7 +130,7 @@ def make_dataset(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"Argument `batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
-    _check_seed(seed)
+    _checks.integer("seed", seed, 0, 2**32 - 1)
     if map_fn is not None and not callable(map_fn):
         raise TypeError(f"Argument `map_fn` must be callable or None. Received: map_fn={map_fn!r}")
     n = len(x)
@@ -162,17 +158,8 @@ def make_dataset(
 _COMPRESSIONS = {None: "", "GZIP": ".gz", "ZLIB": ".zlib"}
 
 
-def _check_compression(compression):
-    if compression not in _COMPRESSIONS:
-        raise ValueError(
-            "Argument `compression` must be one of 'GZIP', 'ZLIB' or None. "
-            f"Received: compression={compression!r}"
-        )
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Argument `{name}` must be an integer >= 1. Received: {name}={value!r}")
 
 
 def write_tfrecords(x, y, path, *, shards=1, compression="GZIP"):
@@ -199,8 +186,8 @@ def write_tfrecords(x, y, path, *, shards=1, compression="GZIP"):
 
     import tensorflow as tf
 
-    _check_compression(compression)
-    _check_positive("shards", shards)
+    _checks.choice("compression", compression, tuple(_COMPRESSIONS))
+    _checks.integer("shards", shards, 1)
     x = np.asarray(x)
     n = len(x)
     if n == 0:
@@ -308,11 +295,11 @@ def read_tfrecords(
 
     import tensorflow as tf
 
-    _check_positive("batch_size", batch_size)
-    _check_positive("shuffle_buffer", shuffle_buffer)
-    _check_seed(seed)
+    _checks.integer("batch_size", batch_size, 1)
+    _checks.integer("shuffle_buffer", shuffle_buffer, 1)
+    _checks.integer("seed", seed, 0, 2**32 - 1)
     if compression != "auto":
-        _check_compression(compression)
+        _checks.choice("compression", compression, tuple(_COMPRESSIONS))
     if input_context is not None:
         if not isinstance(input_context, tf.distribute.InputContext):
             raise TypeError(
@@ -321,7 +308,7 @@ def read_tfrecords(
             )
         num_workers, worker_index = input_context.num_input_pipelines, input_context.input_pipeline_id
         batch_size = input_context.get_per_replica_batch_size(batch_size)
-    _check_positive("num_workers", num_workers)
+    _checks.integer("num_workers", num_workers, 1)
     if isinstance(worker_index, bool) or not isinstance(worker_index, (int, np.integer)) or not (
         0 <= worker_index < num_workers
     ):

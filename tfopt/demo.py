@@ -175,8 +175,7 @@ def stage_pruned(ctx):
     """
 
     epochs = max(1, ctx.epochs // 2)
-    end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
-    schedule = PolynomialDecay(0.0, PRUNED_SPARSITY, begin_step=0, end_step=end_step, frequency=max(1, end_step // 20))
+    schedule = _gradual(ctx, PRUNED_SPARSITY, epochs)
     model = _fine_tune(ctx, prune_low_magnitude(ctx.baseline, schedule, pruning_scope="global"), 1e-3, epochs)
     stripped = strip_pruning(model)
     ctx.notes["pruned"] = {"weight_sparsity": sparsity_report(stripped)["total"]["sparsity"]}
@@ -209,6 +208,14 @@ def _tflite_path(ctx, name):
     folder = os.path.join(ctx.out_dir or ".", "tflite")
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, f"{name}.tflite")
+
+
+def _gradual(ctx, sparsity, epochs):
+    """The demo's pruning schedule: tfopt's gradual recipe over the first 60% of `epochs` of fine-tuning, with
+    20 mask updates while the sparsity rises (a small `frequency`: see `PolynomialDecay`)."""
+    total_steps = epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)
+    return PolynomialDecay.over_steps(sparsity, total_steps, end_fraction=0.6,
+                                      frequency=max(1, int(0.6 * total_steps) // 20))
 
 
 def _fine_tune(ctx, model, learning_rate, epochs):
@@ -300,9 +307,7 @@ def stage_pruned_with_teacher(ctx):
     as the labels (`tfopt.compression.fit_with_teacher`, cached teacher outputs); the stripped model."""
 
     epochs = max(1, ctx.epochs // 2)
-    end_step = max(1, int(0.6 * epochs * math.ceil(len(ctx.data.y_train) / BATCH_SIZE)))
-    schedule = PolynomialDecay(0.0, DISTILLED_PRUNED_SPARSITY, begin_step=0, end_step=end_step,
-                               frequency=max(1, end_step // 20))
+    schedule = _gradual(ctx, DISTILLED_PRUNED_SPARSITY, epochs)
     keras.utils.set_random_seed(ctx.seed)
     pruned = prune_low_magnitude(ctx.baseline, schedule, pruning_scope="global")
     fit_with_teacher(pruned, ctx.baseline, *ctx.data.train, optimizer=keras.optimizers.Adam(1e-3),

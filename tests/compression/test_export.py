@@ -72,9 +72,9 @@ def test_qat_int8_accuracy_is_within_half_a_point_of_the_keras_model(qat_model, 
 
 
 def test_int8_weights_are_exactly_the_qat_grid(qat_model, qat_file):
-    from tfopt.compression.report import _tflite_interpreter
+    from tfopt.compression.tflite_model import tflite_interpreter
 
-    interpreter = _tflite_interpreter(model_path=str(qat_file))
+    interpreter = tflite_interpreter(model_path=str(qat_file))
     interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     ops = kernel_ops(inspect_tflite(qat_file))
@@ -142,9 +142,9 @@ def test_reshape_and_flatten_files_run_at_any_batch_size(tmp_path, batch):
     path = export_tflite(model, tmp_path / "reshape.tflite")
     assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & {op["op"] for op in inspect_tflite(path)["ops"]}
     x = np.random.default_rng(1).normal(size=(batch, 12)).astype("float32")
-    from tfopt.compression.report import _tflite_interpreter
+    from tfopt.compression.tflite_model import tflite_interpreter
 
-    interpreter = _tflite_interpreter(model_path=str(path))
+    interpreter = tflite_interpreter(model_path=str(path))
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     interpreter.resize_tensor_input(inp["index"], list(x.shape))
     interpreter.allocate_tensors()
@@ -223,12 +223,12 @@ def test_prefers_the_litert_interpreter_when_installed(qat_file, digits, monkeyp
 def test_falls_back_to_tf_lite_without_litert(monkeypatch):
     import tensorflow as tf
 
-    from tfopt.compression.report import _tflite_interpreter
+    from tfopt.compression.tflite_model import tflite_interpreter
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # import fails as if not installed
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    assert isinstance(_tflite_interpreter(model_content=converter.convert()), tf.lite.Interpreter)
+    assert isinstance(tflite_interpreter(model_content=converter.convert()), tf.lite.Interpreter)
 
 
 def test_int8_without_representative_data_or_qat_is_an_error(float_model, tmp_path):

@@ -10,6 +10,7 @@ import time
 import keras
 import numpy as np
 
+from tfopt import _checks
 from tfopt.data import make_dataset
 
 
@@ -39,9 +40,6 @@ def _is_dataset(x):
     return isinstance(x, tf.data.Dataset)
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"Argument `{name}` must be an integer >= {low}. Received: {name}={value!r}")
 
 
 class Feed:
@@ -67,7 +65,7 @@ class ProfileData:
 
     def __init__(self, x, y=None, *, batch_size=None, steps=None):
         if steps is not None:
-            _check_int("steps", steps, 1)
+            _checks.integer("steps", steps, 1)
         self.is_dataset = _is_dataset(x)
         if self.is_dataset:
             self._init_dataset(x, y, batch_size, steps)
@@ -90,7 +88,7 @@ class ProfileData:
                 f"Arguments `x` and `y` must have the same number of examples. Received: len(x)={n}, len(y)={len(y)}"
             )
         batch_size = 32 if batch_size is None else batch_size
-        _check_int("batch_size", batch_size, 1)
+        _checks.integer("batch_size", batch_size, 1)
         available = n // batch_size
         if available < 1:
             raise ValueError(

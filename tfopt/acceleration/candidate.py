@@ -3,6 +3,8 @@
 import math
 from dataclasses import asdict, dataclass, replace
 
+from tfopt import _checks
+
 _POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 _PIPELINES = ("given", "tfopt")
 _LR_RULES = (None, "linear", "sqrt")
@@ -56,8 +58,8 @@ class Candidate:
             raise ValueError(
                 f"Argument `jit_compile` must be one of 'auto', True, False. Received: jit_compile={self.jit_compile!r}"
             )
-        _check_int("steps_per_execution", self.steps_per_execution)
-        _check_int("batch_multiplier", self.batch_multiplier)
+        _checks.integer("steps_per_execution", self.steps_per_execution, 1)
+        _checks.integer("batch_multiplier", self.batch_multiplier, 1)
         if self.dtype_policy not in _POLICIES:
             raise ValueError(
                 f"Argument `dtype_policy` must be one of {_POLICIES}. Received: dtype_policy={self.dtype_policy!r}"
@@ -141,9 +143,6 @@ class Candidate:
         return asdict(self)
 
 
-def _check_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Argument `{name}` must be an integer >= 1. Received: {name}={value!r}")
 
 
 Candidate.BUILT_IN = {

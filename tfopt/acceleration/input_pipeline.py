@@ -2,8 +2,9 @@
 
 from dataclasses import asdict, dataclass
 
+from tfopt import _checks
 from tfopt._timing import time_interleaved
-from tfopt.acceleration._epochs import EpochClock, ProfileData, _check_int
+from tfopt.acceleration._epochs import EpochClock, ProfileData
 
 INPUT_BOUND = 0.30
 PARTLY_INPUT_BOUND = 0.10
@@ -88,8 +89,8 @@ def diagnose_input(model, x, y=None, *, batch_size=None, steps=None, rounds=5, w
         raise TypeError(f"Argument `model` must be a keras.Model. Received: model of type {type(model).__name__}")
     if not model.compiled:
         raise ValueError("Argument `model` must be compiled (it is trained while the input is measured).")
-    _check_int("rounds", rounds, 3)
-    _check_int("warmup", warmup, 1)
+    _checks.integer("rounds", rounds, 3)
+    _checks.integer("warmup", warmup, 1)
     data = ProfileData(x, y, batch_size=batch_size, steps=steps)
     return _diagnose(model, data, rounds=rounds, warmup=warmup, seed=seed, on_call=on_call)
 

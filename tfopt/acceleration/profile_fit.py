@@ -6,8 +6,9 @@ import time
 
 import keras
 
+from tfopt import _checks
 from tfopt._timing import Timing, time_interleaved
-from tfopt.acceleration._epochs import EpochClock, ProfileData, _check_int
+from tfopt.acceleration._epochs import EpochClock, ProfileData
 from tfopt.acceleration.candidate import Candidate, auto_candidates
 from tfopt.acceleration.fit_profile import FitProfile
 from tfopt.acceleration.hardware import detect_hardware
@@ -109,12 +110,10 @@ def profile_fit(
     started = time.perf_counter()
     if not callable(model_fn):
         raise TypeError(f"Argument `model_fn` must be a callable returning a keras.Model. Received: {model_fn!r}")
-    _check_int("warmup", warmup, 0)
-    _check_int("rounds", rounds, 3)
-    _check_int("seed", seed, 0)
-    tol = loss_tolerance
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"Argument `loss_tolerance` must be a finite number >= 0. Received: loss_tolerance={tol!r}")
+    _checks.integer("warmup", warmup, 0)
+    _checks.integer("rounds", rounds, 3)
+    _checks.integer("seed", seed, 0)
+    tol = _checks.finite_number("loss_tolerance", loss_tolerance)
     if compile_kwargs is not None and not isinstance(compile_kwargs, dict):
         raise TypeError(
             f"Argument `compile_kwargs` must be a dict or None. Received: compile_kwargs={compile_kwargs!r}"

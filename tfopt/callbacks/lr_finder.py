@@ -77,8 +77,8 @@ class LRFinder(keras.callbacks.Callback):
                 f"min_learning_rate={min_learning_rate!r}, max_learning_rate={max_learning_rate!r}"
             )
         self.num_steps = _checks.integer("num_steps", num_steps, 2)
-        self.smoothing = _checks.number_in("smoothing", smoothing, 0, 1, low_open=False, high_open=True)
-        self.stop_factor = _checks.number_in("stop_factor", stop_factor, 1, math.inf, low_open=True, high_open=True)
+        self.smoothing = _checks.number("smoothing", smoothing, 0, 1, high_open=True)
+        self.stop_factor = _checks.number("stop_factor", stop_factor, 1, math.inf, low_open=True, high_open=True)
         self.history = {"lrs": [], "losses": [], "raw_losses": []}
         self._saved = None
 

@@ -150,15 +150,15 @@ class MomentumCycle(keras.callbacks.Callback):
         three_phase=False,
     ):
         super().__init__()
-        self.base_momentum = _checks.number_in("base_momentum", base_momentum, 0, 1, False, True)
-        self.max_momentum = _checks.number_in("max_momentum", max_momentum, 0, 1, False, True)
+        self.base_momentum = _checks.number("base_momentum", base_momentum, 0, 1, high_open=True)
+        self.max_momentum = _checks.number("max_momentum", max_momentum, 0, 1, high_open=True)
         if self.base_momentum > self.max_momentum:
             raise ValueError(
                 "Argument `base_momentum` must be <= `max_momentum`. Received: "
                 f"base_momentum={base_momentum!r}, max_momentum={max_momentum!r}"
             )
         self.total_steps = _checks.integer("total_steps", total_steps, 1)
-        self.pct_start = _checks.number_in("pct_start", pct_start, 0, 1, False, False)
+        self.pct_start = _checks.number("pct_start", pct_start, 0, 1)
         self.anneal_strategy = _checks.choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
         if not isinstance(three_phase, bool):
             raise TypeError(f"Argument `three_phase` must be True or False. Received: three_phase={three_phase!r}")

@@ -76,7 +76,7 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     ):
         if not isinstance(monitor, str):
             raise TypeError(f"Argument `monitor` must be a string. Received: monitor={monitor!r}")
-        factor = _checks.number_in("factor", factor, 0, 1, low_open=True, high_open=True)
+        factor = _checks.number("factor", factor, 0, 1, low_open=True, high_open=True)
         patience = _checks.integer("patience", patience, 0)
         verbose = _checks.integer("verbose", verbose, 0)
         _checks.choice("mode", mode, MODES)

@@ -3,7 +3,7 @@
 import keras
 
 from tfopt import _checks
-from tfopt.compression import _channel_graph
+from tfopt.compression import _channel_graph, _channel_surgery
 from tfopt.compression.prune_channels import choose_channels, group_amounts, kept_count
 from tfopt.layers.polynomial_decay import PolynomialDecay
 from tfopt.layers.pruning_schedule import PruningSchedule
@@ -78,7 +78,7 @@ class StructuredPruning(keras.callbacks.Callback):
             raise ValueError("Argument `target` must be a number in [0, 1) when no `schedule` is given. "
                              "Received: target=None")
         if target is not None:
-            target = _checks.number_in("target", target, 0.0, 1.0, low_open=False)
+            target = _checks.number("target", target, 0.0, 1.0, high_open=True)
             final = _final_sparsity(schedule)
             if final is not None and abs(final - target) > 1e-9:
                 raise ValueError(f"Argument `target` must be None or the schedule's final sparsity ({final}). "
@@ -109,10 +109,7 @@ class StructuredPruning(keras.callbacks.Callback):
                 raise ValueError("StructuredPruning without a `schedule` needs the number of steps per epoch, which "
                                  "fit does not know for this data (a dataset of unknown length): pass `schedule=` "
                                  "(e.g. PolynomialDecay(0, 0.5, begin_step=0, end_step=..., frequency=...)).")
-            total = int(steps) * int(epochs)
-            frequency = max(1, total // 20)
-            end_step = max(frequency, frequency * (int(0.7 * total) // frequency))
-            schedule = PolynomialDecay(0.0, self.target, begin_step=0, end_step=end_step, frequency=frequency)
+            schedule = PolynomialDecay.over_steps(self.target, int(steps) * int(epochs))
         self._active_schedule = schedule
         final = self.target if self.target is not None else _final_sparsity(schedule)
         if final is not None:  # fail before training, not at the last mask update
@@ -142,7 +139,7 @@ class StructuredPruning(keras.callbacks.Callback):
         self.sparsity = float(keras.ops.convert_to_numpy(sparsity))
         keep = choose_channels(self._graph, group_amounts(self._graph, self.sparsity), self.criterion,
                                self.min_channels, self.round_to)
-        self._masks = _channel_graph.channel_masks(self._graph, keep)
+        self._masks = _channel_surgery.channel_masks(self._graph, keep)
         self._apply()
 
     def on_train_batch_end(self, batch, logs=None):

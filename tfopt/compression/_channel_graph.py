@@ -1,6 +1,8 @@
 """The channel dependencies of a Sequential or functional model: which channels must be removed together.
 
-Shared by `channel_importance`, `prune_channels`, `remove_dead_channels` and `tfopt.callbacks.StructuredPruning`.
+Shared by `channel_importance`, `prune_channels`, `remove_dead_channels` and `tfopt.callbacks.StructuredPruning`;
+the graph itself is read by `_model_graph`, dead channels are found in `remove_dead_channels`, and models are cut
+to the kept channels by `_channel_surgery`.
 
 Every tensor's last axis (channels_last) is described by its *layout*: for each position, the channel group and
 the channel inside it. A Conv/Dense/SeparableConv starts a new group (its output channels); BatchNormalization,
@@ -11,14 +13,14 @@ groups of their inputs, position by position, into one group whose channels are 
 *pinned* (never pruned) when it reaches a model output or comes from a model input or from a layer the graph
 cannot follow (passed in `skip`).
 
-The model is read through its public config (`model.get_config()`, as `fold_batch_norms` does) and rebuilt from a
-config with fewer `filters`/`units` and the sliced weights. A Sequential model stays Sequential.
 """
 
 import math
 
 import keras
 import numpy as np
+
+from tfopt.compression import _model_graph
 
 L = keras.layers
 
@@ -58,115 +60,14 @@ SUPPORTED = (
 MIXING = CONV + DENSE + SEPARABLE  # layers that read their input channels and make new ones
 
 
-def check_model(model, argument="model"):
-    """ValueError/TypeError unless `model` is a built Sequential or functional keras.Model."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"Argument `{argument}` must be a keras.Model. Received: {argument}={model!r} of type "
-                        f"{type(model).__name__}")
-    if not (isinstance(model, keras.Sequential) or isinstance(model, keras.Function)):
-        raise ValueError(
-            f"Argument `{argument}` must be a Sequential or functional keras.Model; {model.name!r} is a subclassed "
-            f"model ({type(model).__name__}), whose layer graph cannot be read or rebuilt. Build it with the "
-            "functional API (keras.Model(inputs, outputs)) instead."
-        )
-    if not model.built or not model.inputs:
-        raise ValueError(f"Argument `{argument}` must be built (called on an input). Received: unbuilt {model.name!r}")
-
-
-def tensor_refs(node):
-    """The serialized tensors (dicts with a `keras_history` of `[layer_name, node_index, tensor_index]`) anywhere
-    inside a serialized call (also used by `fold_batch_norms`)."""
-    if isinstance(node, dict):
-        if "keras_history" in node:
-            yield node
-        for value in node.values():
-            yield from tensor_refs(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from tensor_refs(value)
-
-
-def entry_name(entry):
-    """The name of a layer entry of a functional model's config."""
-    return entry.get("name") or entry["config"]["name"]
-
-
-def topology(model):
-    """`[(layer, [input layer names])]` in an order where every layer follows its inputs; InputLayers have [].
-
-    Raises a ValueError for a layer called more than once (shared) or with several outputs.
-    """
-    config = model.get_config()
-    if isinstance(model, keras.Sequential):
-        if len(model.inputs) != 1:
-            raise ValueError(f"Argument `model`: Sequential model {model.name!r} must have one input.")
-        order = [(_SequentialInput(model.inputs[0].shape), [])]
-        for layer in model.layers:
-            order.append((layer, [order[-1][0].name]))
-        return order
-    inbound = {}
-    for entry in config["layers"]:
-        nodes = entry.get("inbound_nodes", [])
-        name = entry_name(entry)
-        if len(nodes) > 1:
-            raise ValueError(f"Argument `model`: layer {name!r} is called {len(nodes)} times (a shared layer); "
-                             "channel pruning needs every layer called once.")
-        refs = [ref["keras_history"] for node in nodes for ref in tensor_refs(node)]
-        for ref in refs:
-            if ref[1] != 0 or ref[2] != 0:
-                raise ValueError(f"Argument `model`: layer {name!r} reads output {ref[2]} of call {ref[1]} of "
-                                 f"{ref[0]!r}; channel pruning needs layers with one call and one output.")
-        inbound[name] = [ref[0] for ref in refs]
-    done, order, pending = set(), [], list(inbound)
-    while pending:
-        progressed = False
-        for name in list(pending):
-            if all(source in done for source in inbound[name]):
-                order.append((model.get_layer(name), inbound[name]))
-                done.add(name)
-                pending.remove(name)
-                progressed = True
-        if not progressed:
-            raise ValueError(f"Argument `model`: cannot order the layers {pending} (a cycle?).")
-    return order
-
-
-class _SequentialInput:
-    """Stands for a Sequential model's input in the layer order (Sequential.layers leaves the InputLayer out)."""
-
-    name = "__input__"
-
-    def __init__(self, shape):
-        self.output = keras.KerasTensor(shape)
-
-
-def output_names(model):
-    if isinstance(model, keras.Sequential):
-        return [model.layers[-1].name]
-    config = model.get_config()
-    outputs = config["output_layers"]
-    single = bool(outputs) and isinstance(outputs[0], str)
-    return [ref[0] for ref in ([outputs] if single else outputs)]
-
-
-def weight_value(variable):
-    return np.asarray(keras.ops.convert_to_numpy(variable), "float64")
-
-
-def zero_preserving(function, atol=0.0):
-    """Whether `function` (an activation or a weightless layer) maps zeros to zeros."""
-    out = keras.ops.convert_to_numpy(function(keras.ops.zeros((1, 2), "float32")))
-    return bool(np.all(np.abs(out) <= atol))
-
-
 class ChannelGraph:
     """The layouts, coupled groups and pinned groups of a model; see the module docstring."""
 
     def __init__(self, model, skip=()):
-        check_model(model)
+        _model_graph.check_model(model)
         self.model = model
         self.skip = set(skip)
-        self.order = topology(model)
+        self.order = _model_graph.topology(model)
         names = {layer.name for layer, _ in self.order}
         unknown = sorted(self.skip - names)
         if unknown:
@@ -194,7 +95,7 @@ class ChannelGraph:
                 f"Argument `model`: channel pruning cannot follow the layer(s) {', '.join(unsupported)}. It follows "
                 f"{SUPPORTED}. Pass their names in `skip=` to leave them (and the channels they touch) unpruned."
             )
-        for name in output_names(model):
+        for name in _model_graph.output_names(model):
             self._pin(self.layouts[name], f"it reaches the model output {name!r}")
 
     # Union-find over groups.
@@ -241,7 +142,7 @@ class ChannelGraph:
 
     def _add(self, layer, sources):
         """Records `layer`'s output layout; returns None, or why the layer is not supported."""
-        if isinstance(layer, (L.InputLayer, _SequentialInput)):
+        if isinstance(layer, (L.InputLayer, _model_graph.SequentialInput)):
             self.kind[layer.name] = "input"
             shape = layer.output.shape
             self.layouts[layer.name] = self._new_group(shape[-1] if len(shape) > 1 else 1)
@@ -360,179 +261,9 @@ class ChannelGraph:
 
     def layers(self):
         """The model's real layers (not the Sequential input stand-in), in order."""
-        return [layer for layer, _ in self.order if not isinstance(layer, _SequentialInput)]
-
-    # Dead channels: which positions of each tensor are identically zero for every input.
-    def dead(self, atol=0.0):
-        dead = {}
-        for layer, sources in self.order:
-            kind = self.kind.get(layer.name)
-            ins = [dead[s] for s in sources]
-            n = len(self.layouts[layer.name][0])
-            if kind in ("input", "opaque"):
-                dead[layer.name] = np.zeros(n, bool)
-            elif kind == "mixing":
-                dead[layer.name] = _mixing_dead(layer, ins[0], atol)
-            elif kind == "depthwise":
-                dead[layer.name] = _depthwise_dead(layer, ins[0], atol)
-            elif kind == "bn":
-                dead[layer.name] = _bn_dead(layer, ins[0], atol)
-            elif kind == "activation":
-                dead[layer.name] = ins[0] & zero_preserving(layer, atol)
-            elif kind == "pass":
-                dead[layer.name] = ins[0]
-            elif kind == "flatten":
-                dead[layer.name] = np.tile(ins[0], n // max(len(ins[0]), 1))
-            elif kind == "concat":
-                dead[layer.name] = np.concatenate(ins)
-            elif kind == "merge" and MERGE.get(type(layer)) == "any":
-                dead[layer.name] = np.logical_or.reduce(ins)
-            else:  # merge "all", coupled concatenation
-                dead[layer.name] = np.logical_and.reduce(ins)
-        return dead
+        return [layer for layer, _ in self.order if not isinstance(layer, _model_graph.SequentialInput)]
 
     def readers(self):
         """`[(layer name, tensor name)]` for every layer that mixes the channels it reads (Conv/Dense/Separable)."""
         return [(layer.name, s) for layer, sources in self.order if self.kind.get(layer.name) == "mixing"
                 for s in sources]
-
-
-def _activation_zero(layer, atol):
-    return zero_preserving(keras.activations.get(layer.activation), atol)
-
-
-def _mixing_dead(layer, dead_in, atol):
-    if isinstance(layer, SEPARABLE):
-        depthwise = weight_value(layer.depthwise_kernel)
-        m = depthwise.shape[-1]
-        mid_dead = np.repeat(dead_in, m) | np.all(np.abs(depthwise.reshape(-1, depthwise.shape[-2] * m)) <= atol, 0)
-        kernel = weight_value(layer.pointwise_kernel)
-        live = ~mid_dead
-    else:
-        kernel = weight_value(layer.kernel)
-        live = ~dead_in
-    live_kernel = np.take(kernel, np.flatnonzero(live), axis=-2)
-    zero = np.all(np.abs(live_kernel.reshape(-1, kernel.shape[-1])) <= atol, axis=0)
-    if layer.use_bias:
-        zero &= np.abs(weight_value(layer.bias)) <= atol
-    return zero & _activation_zero(layer, atol)
-
-
-def _depthwise_dead(layer, dead_in, atol):
-    kernel = weight_value(layer.kernel)  # (..., in, m)
-    m = kernel.shape[-1]
-    zero = np.all(np.abs(kernel.reshape(-1, kernel.shape[-2] * m)) <= atol, axis=0) | np.repeat(dead_in, m)
-    if layer.use_bias:
-        zero &= np.abs(weight_value(layer.bias)) <= atol
-    return zero & _activation_zero(layer, atol)
-
-
-def _bn_dead(layer, dead_in, atol):
-    n = len(dead_in)
-    gamma = weight_value(layer.gamma) if layer.scale else np.ones(n)
-    beta = weight_value(layer.beta) if layer.center else np.zeros(n)
-    mean, variance = weight_value(layer.moving_mean), weight_value(layer.moving_variance)
-    # Training-mode statistics of a zero channel are 0 too, so a dead input gives `beta` then; at inference it
-    # gives beta - gamma * mean / sqrt(var + eps). Both must vanish for the output to be zero in every mode.
-    at_zero = beta - gamma * mean / np.sqrt(variance + layer.epsilon)
-    zeroed = (np.abs(gamma) <= atol) & (np.abs(beta) <= atol)
-    return zeroed | (dead_in & (np.abs(at_zero) <= atol) & (np.abs(beta) <= atol))
-
-
-def sliced_weights(layer, kind, in_keep, out_keep):
-    """The layer's weights (get_weights order) with the kept input positions and output positions."""
-    values = layer.get_weights()
-    in_idx = None if in_keep is None else np.flatnonzero(in_keep)
-    out_idx = None if out_keep is None else np.flatnonzero(out_keep)
-    if kind == "mixing" and isinstance(layer, SEPARABLE):
-        m = layer.depth_multiplier
-        depthwise, pointwise = values[0], values[1]
-        depthwise = np.take(depthwise, in_idx, axis=-2)
-        mid = np.flatnonzero(np.repeat(in_keep, m))
-        pointwise = np.take(np.take(pointwise, mid, axis=-2), out_idx, axis=-1)
-        rest = [v[out_idx] for v in values[2:]]
-        return [depthwise, pointwise, *rest]
-    if kind == "mixing":
-        kernel = np.take(np.take(values[0], in_idx, axis=-2), out_idx, axis=-1)
-        return [kernel, *[v[out_idx] for v in values[1:]]]
-    if kind == "depthwise":
-        kernel = np.take(values[0], in_idx, axis=-2)
-        m = values[0].shape[-1]
-        rest = [v.reshape(-1, m)[in_idx].reshape(-1) for v in values[1:]]
-        return [kernel, *rest]
-    if kind == "bn":
-        return [v[out_idx] for v in values]
-    return values
-
-
-def rebuild(graph, keep):
-    """A new model with, for every root group in `keep`, only the channels where `keep[root]` is True."""
-    model = graph.model
-    config = model.get_config()
-    entries = config["layers"]
-    new_sizes, plan = {}, {}
-    for layer, sources in graph.order:
-        kind = graph.kind.get(layer.name)
-        layout = graph.layouts[layer.name]
-        out_keep = graph.mask(layout, keep)
-        in_keep = graph.mask(graph.layouts[sources[0]], keep) if sources else None
-        plan[layer.name] = (kind, in_keep, out_keep)
-        if kind == "mixing":
-            new_sizes[layer.name] = int(out_keep.sum())
-    zeros = keras.saving.serialize_keras_object(keras.initializers.Zeros())
-    initializers = {}
-    for entry in entries:
-        entry.pop("build_config", None)
-        name = entry_name(entry)
-        if name in new_sizes:
-            key = "units" if "units" in entry["config"] else "filters"
-            entry["config"][key] = new_sizes[name]
-        # Every weight is overwritten below: build with zeros (random initializers cost a compilation per shape
-        # under JAX), then give each layer its own initializers back, so its config is the original's.
-        keys = [k for k in entry["config"] if k.endswith("_initializer") and entry["config"][k] is not None]
-        initializers[name] = keys
-        for key in keys:
-            entry["config"][key] = zeros
-    if isinstance(model, keras.Sequential):
-        new = keras.Sequential.from_config(config)
-    else:
-        new = keras.Model.from_config(config)
-    for layer in new.layers:
-        original = graph.layer_by_name(layer.name) if not isinstance(layer, L.InputLayer) else None
-        for key in initializers.get(layer.name, []):
-            if hasattr(original, key):
-                setattr(layer, key, getattr(original, key))
-        if original is None or not layer.weights:
-            continue
-        kind, in_keep, out_keep = plan[layer.name]
-        layer.set_weights(sliced_weights(original, kind, in_keep, out_keep))
-    return new
-
-
-def channel_masks(graph, keep):
-    """`[(variable, 0/1 float mask of its shape)]`: multiplying each variable by its mask makes the channels that
-    `keep` drops dead (the producers' kernel columns and biases, DepthwiseConv filters and biases, BatchNorm gamma
-    and beta), so `remove_dead_channels` then removes exactly them."""
-    found = []
-    for layer in graph.layers():
-        kind = graph.kind.get(layer.name)
-        if kind not in ("mixing", "depthwise", "bn"):
-            continue
-        out_keep = graph.mask(graph.layouts[layer.name], keep)
-        if out_keep.all():
-            continue
-        if kind == "mixing":
-            kernel = layer.pointwise_kernel if isinstance(layer, SEPARABLE) else layer.kernel
-            variables = [(kernel, np.broadcast_to(out_keep, tuple(kernel.shape)))]
-            if layer.use_bias:
-                variables.append((layer.bias, out_keep))
-        elif kind == "depthwise":
-            shape = tuple(layer.kernel.shape)
-            variables = [(layer.kernel, np.broadcast_to(out_keep.reshape(shape[-2:]), shape))]
-            if layer.use_bias:
-                variables.append((layer.bias, out_keep))
-        else:
-            variables = [(v, out_keep) for v in (layer.gamma if layer.scale else None,
-                                                 layer.beta if layer.center else None) if v is not None]
-        found.extend((variable, np.asarray(mask, "float32")) for variable, mask in variables)
-    return found

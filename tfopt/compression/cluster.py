@@ -4,8 +4,7 @@ import keras
 import numpy as np
 
 from tfopt import _checks
-from tfopt.compression._clone import clone_with_wrappers, has_zeros
-from tfopt.compression.fold import _check_model
+from tfopt.compression import _model_graph
 from tfopt.layers import quantizable_layer
 from tfopt.layers.cluster_weights import CENTROID_INITS, ClusterWeights
 
@@ -44,27 +43,28 @@ def cluster_weights(model, number_of_clusters, centroid_init="kmeans++", *, seed
             f"Argument `preserve_sparsity` must be one of 'auto', True, False. Received: "
             f"preserve_sparsity={preserve_sparsity!r}"
         )
-    _check_model(model)
+    _model_graph.check_model(model)
 
     def should_wrap(layer):
         return quantizable_layer.supports(layer) and not isinstance(layer, ClusterWeights)
 
     def make_wrapper(layer, fresh):
         if preserve_sparsity == "auto":
-            sparse = has_zeros(getattr(fresh, n) for n in quantizable_layer.quantizable_weights(fresh))
+            weights = [getattr(fresh, n) for n in quantizable_layer.quantizable_weights(fresh)]
+            sparse = quantizable_layer.has_zeros(weights)
         else:
             sparse = preserve_sparsity
         return ClusterWeights(
             fresh, number_of_clusters, centroid_init, seed=seed, preserve_sparsity=sparse, name=f"cluster_{layer.name}"
         )
 
-    return clone_with_wrappers(model, should_wrap, make_wrapper)
+    return _model_graph.clone_with_wrappers(model, should_wrap, make_wrapper)
 
 
 def strip_clustering(model):
     """Returns a plain copy of a clustered model: each `ClusterWeights` replaced by its layer, whose kernel holds
     the shared values (at most `number_of_clusters` distinct ones). The result is uncompiled."""
-    _check_model(model)
+    _model_graph.check_model(model)
     if not any(isinstance(layer, ClusterWeights) for layer in model.layers):
         raise ValueError(f"Argument `model` has no ClusterWeights layer to strip. Received: model {model.name!r}")
     shared = {}

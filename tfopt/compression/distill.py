@@ -75,9 +75,7 @@ def fit_with_teacher(
         raise ValueError(f"Argument `teacher` must have the model's output shape {model_shape}. Received: a teacher "
                          f"with output shape {teacher_shape}")
     temperature = _checks.finite_number("temperature", temperature, positive=True)
-    student_loss_weight = _checks.number_in(
-        "student_loss_weight", student_loss_weight, 0.0, 1.0, low_open=False, high_open=False
-    )
+    student_loss_weight = _checks.number("student_loss_weight", student_loss_weight, 0.0, 1.0)
     if not isinstance(cache, bool):
         raise TypeError(f"Argument `cache` must be True or False. Received: cache={cache!r}")
     trainable = teacher.trainable  # the Distiller freezes the teacher; the caller's model is given back as it was

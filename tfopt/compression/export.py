@@ -15,7 +15,9 @@ import keras
 import numpy as np
 
 from tfopt import _checks
-from tfopt.compression.report import _tflite_interpreter, measure_model
+from tfopt.compression import _model_graph
+from tfopt.compression.report import measure_model
+from tfopt.compression.tflite_model import tflite_interpreter
 from tfopt.layers.quantize_wrapper import QuantizeWrapper
 
 __all__ = ["QUANTIZATIONS", "evaluate_tflite", "export_tflite", "inspect_tflite"]
@@ -165,7 +167,7 @@ def _first_op_name(name):
 
 def _float_ops(content):
     """Names of the ops of a converted model that compute in float (QUANTIZE/DEQUANTIZE at the edges aside)."""
-    interpreter = _tflite_interpreter(model_content=content)
+    interpreter = tflite_interpreter(model_content=content)
     interpreter.allocate_tensors()
     dtypes = {d["index"]: np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
     names = []
@@ -216,8 +218,7 @@ def _export_graph(model, fake_quant):
     Flatten and Reshape reshape to a constant shape with a -1 batch: Keras builds the target shape from the
     runtime batch size, which costs the file SHAPE, STRIDED_SLICE and PACK ops and their tensors for nothing."""
     replaced = (QuantizeWrapper, keras.layers.Flatten, keras.layers.Reshape)
-    functional = isinstance(model, keras.Sequential) or hasattr(model, "_nodes_by_depth")
-    if not functional or not any(isinstance(layer, replaced) for layer in model.layers):
+    if not _model_graph.is_graph_model(model) or not any(isinstance(layer, replaced) for layer in model.layers):
         return model
 
     def clone(layer):
@@ -307,7 +308,7 @@ def inspect_tflite(path):
     if not os.path.isfile(path):
         raise ValueError(f"Argument `path`: no TFLite file at {path!r}")
     with open(path, "rb") as f:
-        interpreter = _tflite_interpreter(model_content=f.read())
+        interpreter = tflite_interpreter(model_content=f.read())
     interpreter.allocate_tensors()
     tensors = {d["index"]: _tensor_info(d) for d in interpreter.get_tensor_details()}
     ops = []

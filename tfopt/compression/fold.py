@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from tfopt import _checks
-from tfopt.compression._channel_graph import entry_name, tensor_refs
+from tfopt.compression import _model_graph
 
 __all__ = ["fold_batch_norms"]
 
@@ -54,8 +54,8 @@ def fold_batch_norms(model, *, on_unfoldable="raise"):
           https://arxiv.org/abs/1712.05877
     """
     _checks.choice("on_unfoldable", on_unfoldable, ("raise", "keep"))
-    _check_model(model)
-    inbound, consumers = layer_graph(model)
+    _model_graph.check_model(model)
+    inbound, consumers = _model_graph.layer_calls(model)
     folds = {}  # BatchNormalization name -> name of the layer it folds into
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
@@ -70,44 +70,6 @@ def fold_batch_norms(model, *, on_unfoldable="raise"):
                 "nothing else) can; pass on_unfoldable='keep' to leave such layers in place."
             )
     return _rebuild(model, folds)
-
-
-def _check_model(model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"Argument `model` must be a keras.Model. Received: model={type(model).__name__}")
-    if not isinstance(model, keras.Sequential) and not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(
-            f"Argument `model` must be a Sequential or functional keras.Model. Received: subclassed "
-            f"{type(model).__name__} {model.name!r}"
-        )
-    if not model.built:
-        raise ValueError(f"Argument `model` must be built. Received: unbuilt model {model.name!r}")
-
-
-def layer_graph(model):
-    """`(inbound, consumers)`: for each layer name, the names of the layers it reads from (one entry per call,
-    in order) and of the layers that read it. Model inputs appear as their InputLayer's name."""
-    config = model.get_config()
-    inbound = {}
-    if isinstance(model, keras.Sequential):
-        previous = None
-        for entry in config["layers"]:
-            name = entry["config"]["name"]
-            inbound[name] = [] if previous is None else [[previous]]
-            previous = name
-        if model.layers and model.layers[0].name in inbound and not inbound[model.layers[0].name]:
-            inbound[model.layers[0].name] = [[]]
-    else:
-        for entry in config["layers"]:
-            inbound[entry["name"]] = [
-                [ref["keras_history"][0] for ref in tensor_refs(node)] for node in entry.get("inbound_nodes", [])
-            ]
-    consumers = {name: [] for name in inbound}
-    for name, calls in inbound.items():
-        for call in calls:
-            for source in call:
-                consumers.setdefault(source, []).append(name)
-    return inbound, consumers
 
 
 def _fold_target(model, bn, inbound, consumers):
@@ -163,21 +125,19 @@ def _rebuild(model, folds):
     """A new model from `model`'s config without the folded BNs (their producers get a bias), weights copied."""
     config = model.get_config()
     producers = set(folds.values())
-    config["layers"] = [e for e in config["layers"] if entry_name(e) not in folds]
+    config["layers"] = [e for e in config["layers"] if _model_graph.entry_name(e) not in folds]
     for entry in config["layers"]:
-        if entry_name(entry) in producers:
+        if _model_graph.entry_name(entry) in producers:
             entry["config"]["use_bias"] = True
     if not isinstance(model, keras.Sequential):
         # Whatever read a folded BN's output now reads its producer's (each called once: node 0, tensor 0).
-        for ref in tensor_refs(config["layers"]):
+        for ref in _model_graph.tensor_refs(config["layers"]):
             if ref["keras_history"][0] in folds:
                 ref["keras_history"] = [folds[ref["keras_history"][0]], 0, 0]
-        outputs = config["output_layers"]
-        single = bool(outputs) and isinstance(outputs[0], str)  # one output is stored as [name, node, tensor]
-        refs = [list(ref) for ref in ([outputs] if single else outputs)]
+        refs, single = _model_graph.output_refs(config)
         refs = [[folds[ref[0]], 0, 0] if ref[0] in folds else ref for ref in refs]
-        config["output_layers"] = refs[0] if single else refs
-    folded = model.__class__.from_config(config)
+        _model_graph.set_output_refs(config, refs, single)
+    folded = _model_graph.from_config(model, config)
     by_producer = {producer: bn for bn, producer in folds.items()}
     for layer in folded.layers:
         source = model.get_layer(layer.name)

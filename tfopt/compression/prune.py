@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 import tfopt.layers.prune_low_magnitude as _wrapper
-from tfopt.compression import _tfmot_bridge
+from tfopt.compression import _model_graph, _tfmot_bridge
 from tfopt.layers.constant_sparsity import ConstantSparsity
 
 # Layers with weights that are not meant to be pruned: left alone without asking.
@@ -116,12 +116,9 @@ def _leave_alone(layer):
 
 
 def _check_clonable(model, function):
-    if not (isinstance(model, keras.Sequential) or isinstance(model, keras.Function)):
-        raise ValueError(
-            f"Argument `{'to_prune' if function == 'prune_low_magnitude' else 'model'}` must be a Sequential or "
-            f"functional model; {model.name!r} is a subclassed model ({type(model).__name__}), whose layers "
-            f"{function} cannot rebuild. Apply {function} to its layers inside the model's __init__ instead."
-        )
+    argument = "to_prune" if function == "prune_low_magnitude" else "model"
+    _model_graph.check_model(model, argument, built=False,
+                             advice=f"Apply {function} to its layers inside the model's __init__ instead.")
 
 
 def _copy_model(model, clone_layer_function, skip_unsupported):

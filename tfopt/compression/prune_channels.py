@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from tfopt import _checks
-from tfopt.compression import _channel_graph
+from tfopt.compression import _channel_graph, _channel_surgery
 from tfopt.compression.channel_importance import CRITERIA, layer_scores
 
 __all__ = ["prune_channels"]
@@ -67,7 +67,7 @@ def prune_channels(model, amount=0.5, criterion="l1", min_channels=1, round_to=N
     graph = _channel_graph.ChannelGraph(model, skip)
     amounts = group_amounts(graph, amount)
     keep = choose_channels(graph, amounts, criterion, min_channels, round_to)
-    return _channel_graph.rebuild(graph, keep)
+    return _channel_surgery.rebuild(graph, keep)
 
 
 def _check_skip(skip):
@@ -79,9 +79,9 @@ def _check_skip(skip):
 def _check_amount(amount):
     if isinstance(amount, dict):
         for name, value in amount.items():
-            _checks.number_in(f"amount[{name!r}]", value, 0.0, 1.0, low_open=False)
+            _checks.number(f"amount[{name!r}]", value, 0.0, 1.0, high_open=True)
     else:
-        _checks.number_in("amount", amount, 0.0, 1.0, low_open=False)
+        _checks.number("amount", amount, 0.0, 1.0, high_open=True)
 
 
 def group_amounts(graph, amount):

@@ -3,8 +3,8 @@
 import keras
 
 from tfopt import _checks
-from tfopt.compression._clone import clone_with_wrappers, has_zeros
-from tfopt.compression.fold import _check_model, fold_batch_norms, layer_graph
+from tfopt.compression import _model_graph
+from tfopt.compression.fold import fold_batch_norms
 from tfopt.compression.prune import strip_pruning
 from tfopt.layers import quantizable_layer
 from tfopt.layers.quantize_wrapper import _FIXED_RANGE, QuantizeWrapper, activation_name
@@ -117,13 +117,13 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", e
         - Jacob et al., 2018, "Quantization and Training of Neural Networks for Efficient
           Integer-Arithmetic-Only Inference", https://arxiv.org/abs/1712.05877
     """
-    _check_model(model)
+    _model_graph.check_model(model)
     if preserve_sparsity not in ("auto", True, False):
         raise ValueError(
             f"Argument `preserve_sparsity` must be one of 'auto', True, False. Received: "
             f"preserve_sparsity={preserve_sparsity!r}"
         )
-    _checks.number_in("ema_decay", ema_decay, 0.0, 1.0, low_open=False)
+    _checks.number("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
     model = _strip_pruning_wrappers(model)
     if fold_bn:
         model = fold_batch_norms(model, on_unfoldable="keep")
@@ -142,7 +142,7 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", e
 
     # Which layers see float inputs: those get an input quantizer. A layer's output is quantized when it is
     # wrapped, or passes through values that all were.
-    inbound, _ = layer_graph(model)
+    inbound, _ = _model_graph.layer_calls(model)
     quantized, quantize_inputs = {}, {}
     for name, calls in inbound.items():
         sources = [source for call in calls for source in call]
@@ -155,7 +155,7 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", e
             quantized[name] = role == "pass" and inputs_quantized and name in roles
 
     def make_wrapper(layer, fresh):
-        sparse = has_zeros(_kernels(fresh)) if preserve_sparsity == "auto" else preserve_sparsity
+        sparse = quantizable_layer.has_zeros(_kernels(fresh)) if preserve_sparsity == "auto" else preserve_sparsity
         return QuantizeWrapper(
             fresh,
             quantize_inputs=quantize_inputs[layer.name],
@@ -164,7 +164,7 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", e
             name=f"quant_{layer.name}",
         )
 
-    return clone_with_wrappers(model, lambda layer: roles[layer.name] == "wrap", make_wrapper)
+    return _model_graph.clone_with_wrappers(model, lambda layer: roles[layer.name] == "wrap", make_wrapper)
 
 
 def _kernels(layer):

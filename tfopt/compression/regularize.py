@@ -2,7 +2,7 @@
 
 import keras
 
-from tfopt.compression import _channel_graph
+from tfopt.compression import _channel_graph, _model_graph
 
 __all__ = ["DEFAULT_LAYER_TYPES", "add_regularizer"]
 
@@ -46,7 +46,7 @@ def add_regularizer(model, regularizer, layer_types=DEFAULT_LAYER_TYPES, weight=
     Returns:
         A new, uncompiled `keras.Model`.
     """
-    _channel_graph.check_model(model)
+    _model_graph.check_model(model)
     if not isinstance(regularizer, keras.regularizers.Regularizer):
         raise TypeError("Argument `regularizer` must be a keras.regularizers.Regularizer (GroupLasso, L1, L2, ...). "
                         f"Received: regularizer={regularizer!r} of type {type(regularizer).__name__}")

@@ -45,6 +45,21 @@ class PolynomialDecay(PruningSchedule):
         self.begin_step, self.end_step, self.frequency = self._check_steps(begin_step, end_step, frequency, False)
         self.power = _checks.finite_number("power", power, positive=True)
 
+    @classmethod
+    def over_steps(cls, final_sparsity, total_steps, *, end_fraction=0.7, frequency=None, power=3):
+        """tfopt's gradual pruning recipe for a fine-tune of `total_steps` steps: sparsity rises from 0 to
+        `final_sparsity` over the first `end_fraction` of them, so the rest fine-tunes at the final masks.
+
+        The masks are recomputed every `frequency` steps (default `total_steps // 20`, at least 1), and the pruning
+        ends on the last mask update at or before `end_fraction * total_steps`, so that update reaches
+        `final_sparsity` exactly. Used by `tfopt compress`, the demo and `StructuredPruning`'s default.
+        """
+        total_steps = _checks.integer("total_steps", total_steps, 1)
+        end_fraction = _checks.number("end_fraction", end_fraction, 0.0, 1.0, low_open=True)
+        frequency = max(1, total_steps // 20) if frequency is None else _checks.integer("frequency", frequency, 1)
+        end_step = max(frequency, frequency * (int(end_fraction * total_steps) // frequency))
+        return cls(0.0, final_sparsity, begin_step=0, end_step=end_step, power=power, frequency=frequency)
+
     def __call__(self, step):
         step = ops.convert_to_tensor(step, dtype="int32")
         progress = ops.cast(step - self.begin_step, "float32") / float(self.end_step - self.begin_step)

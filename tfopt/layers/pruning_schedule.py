@@ -67,4 +67,4 @@ class PruningSchedule(abc.ABC):
 
     @staticmethod
     def _check_sparsity(name, value):
-        return _checks.number_in(name, value, 0.0, 1.0, low_open=False, high_open=True)
+        return _checks.number(name, value, 0.0, 1.0, high_open=True)

@@ -8,9 +8,10 @@ DepthwiseConv1D/2D are supported here; any other layer opts in by defining the t
 from typing import Protocol, runtime_checkable
 
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["QuantizableLayer", "call_with_weights", "quantizable_weights", "supports"]
+__all__ = ["QuantizableLayer", "call_with_weights", "has_zeros", "quantizable_weights", "supports"]
 
 
 @runtime_checkable
@@ -91,3 +92,8 @@ def call_with_weights(layer, inputs, weights):
         )
         return _add_bias(layer, outputs, kernel.shape[-2] * kernel.shape[-1])
     return _add_bias(layer, layer.convolution_op(inputs, kernel), layer.filters)
+
+
+def has_zeros(weights):
+    """Whether any of `weights` (variables or arrays) holds an exact zero: a pruned kernel whose zeros to keep."""
+    return any(np.any(ops.convert_to_numpy(w) == 0) for w in weights)

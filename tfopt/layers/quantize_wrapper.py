@@ -79,7 +79,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
         super().__init__(layer, **kwargs)
         self.quantize_inputs = bool(quantize_inputs)
         self.preserve_sparsity = bool(preserve_sparsity)
-        self.ema_decay = _checks.number_in("ema_decay", ema_decay, 0.0, 1.0, low_open=False)
+        self.ema_decay = _checks.number("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
         self.has_weights = quantizable_layer.supports(layer)
         if self.has_weights:
             name = activation_name(getattr(layer, "activation", None))

@@ -78,9 +78,7 @@ class CachedDistiller(keras.distillation.Distiller):
             raise TypeError(
                 f"Argument `student` must be a keras.Model. Received: student of type {type(student).__name__}"
             )
-        student_loss_weight = _checks.number_in(
-            "student_loss_weight", student_loss_weight, 0.0, 1.0, low_open=False, high_open=False
-        )
+        student_loss_weight = _checks.number("student_loss_weight", student_loss_weight, 0.0, 1.0)
         if distillation_losses is None:
             distillation_losses = SoftTargetDistillation(from_logits=not ends_in_probabilities(student))
         for loss in keras.tree.flatten(distillation_losses):

@@ -1,63 +1,10 @@
-"""Helpers shared by tfopt's optimizers: argument checks whose errors name the argument, the allowed range and the
-value received, the densifying of sparse gradients, bias corrections, and updates taken on some steps only."""
+"""Update math shared by tfopt's optimizers: the densifying of sparse gradients, bias corrections, and updates taken
+on some steps only. (Their argument checks live in `tfopt._checks`, with every other check.)"""
 
 import math
-import numbers
 
 import keras
 from keras import ops
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def number(name, value, low=None, high=None, low_open=False, high_open=False, allow_inf=False):
-    """A real number in the interval from `low` to `high` (either may be None: unbounded), each end open or
-    closed; returned as a Python float. `allow_inf` admits +inf when `high` is None."""
-    if low is not None and high is not None:
-        allowed = f"a number in the {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'} range"
-    elif low is not None:
-        allowed = f"a number {'>' if low_open else '>='} {low}"
-    else:
-        allowed = "a number"
-    if not _is_real(value):
-        raise TypeError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r} of type "
-                        f"{type(value).__name__}")
-    finite = math.isfinite(value) or (allow_inf and high is None and value == math.inf)
-    below = low is not None and (value <= low if low_open else value < low)
-    above = high is not None and (value >= high if high_open else value > high)
-    if not finite or below or above:
-        raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
-    return float(value)
-
-
-def learning_rate(value, positive=False):
-    """A number >= 0 (> 0 when `positive`), a `LearningRateSchedule` or a callable; numbers become floats."""
-    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or callable(value):
-        return value
-    allowed = "a number > 0" if positive else "a number >= 0"
-    if not _is_real(value):
-        raise TypeError(f"Argument `learning_rate` must be {allowed}, a `LearningRateSchedule` or a callable. "
-                        f"Received: learning_rate={value!r} of type {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"Argument `learning_rate` must be {allowed}, a `LearningRateSchedule` or a callable. "
-                         f"Received: learning_rate={value!r}")
-    return float(value)
-
-
-def weight_decay(value):
-    """None (no decay) or a number >= 0, returned as a float."""
-    if value is None:
-        return None
-    return number("weight_decay", value, low=0.0)
-
-
-def boolean(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"Argument `{name}` must be a bool. Received: {name}={value!r} of type "
-                        f"{type(value).__name__}")
-    return value
 
 
 def dense_gradient(gradient, variable):

@@ -35,12 +35,12 @@ class ScheduleFreeOptimizer(keras.optimizers.Optimizer):
     """
 
     def __init__(self, learning_rate, beta_1, warmup_steps, r, weight_lr_power, weight_decay, **kwargs):
-        learning_rate = _common.learning_rate(learning_rate)
-        beta_1 = _common.number("beta_1", beta_1, 0.0, 1.0, low_open=True, high_open=True)
+        learning_rate = _checks.learning_rate(learning_rate)
+        beta_1 = _checks.number("beta_1", beta_1, 0.0, 1.0, low_open=True, high_open=True)
         warmup_steps = _checks.integer("warmup_steps", warmup_steps, 0)
-        r = _common.number("r", r, 0.0)
-        weight_lr_power = _common.number("weight_lr_power", weight_lr_power, 0.0)
-        weight_decay = _common.weight_decay(weight_decay)
+        r = _checks.number("r", r, 0.0)
+        weight_lr_power = _checks.number("weight_lr_power", weight_lr_power, 0.0)
+        weight_decay = _checks.weight_decay(weight_decay)
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
         self.beta_1 = beta_1
         self.warmup_steps = warmup_steps

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from tfopt import _checks
 from tfopt.optimizers import _common
 from tfopt.optimizers._wrapper import OptimizerWrapper
 
@@ -60,8 +61,8 @@ class AdaptiveGradientClipping(OptimizerWrapper):
     """
 
     def __init__(self, optimizer, clipping=0.01, eps=1e-3, name=None, **kwargs):
-        clipping = _common.number("clipping", clipping, 0.0, low_open=True)
-        eps = _common.number("eps", eps, 0.0)
+        clipping = _checks.number("clipping", clipping, 0.0, low_open=True)
+        eps = _checks.number("eps", eps, 0.0)
         super().__init__(optimizer, name=name, **kwargs)
         self.clipping = clipping
         self.eps = eps

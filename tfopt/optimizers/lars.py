@@ -6,6 +6,7 @@ import re
 import keras
 from keras import ops
 
+from tfopt import _checks
 from tfopt.optimizers import _common
 
 
@@ -87,8 +88,8 @@ class LARS(keras.optimizers.Optimizer):
         **kwargs,
     ):
         super().__init__(
-            learning_rate=_common.learning_rate(learning_rate),
-            weight_decay=_common.weight_decay(weight_decay),
+            learning_rate=_checks.learning_rate(learning_rate),
+            weight_decay=_checks.weight_decay(weight_decay),
             clipnorm=clipnorm,
             clipvalue=clipvalue,
             global_clipnorm=global_clipnorm,
@@ -100,10 +101,10 @@ class LARS(keras.optimizers.Optimizer):
             name=name,
             **kwargs,
         )
-        self.momentum = _common.number("momentum", momentum, 0.0, 1.0, high_open=True)
-        self.trust_coefficient = _common.number("trust_coefficient", trust_coefficient, low=0.0, low_open=True)
-        self.epsilon = _common.number("epsilon", epsilon, low=0.0)
-        self.nesterov = _common.boolean("nesterov", nesterov)
+        self.momentum = _checks.number("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.trust_coefficient = _checks.number("trust_coefficient", trust_coefficient, low=0.0, low_open=True)
+        self.epsilon = _checks.number("epsilon", epsilon, low=0.0)
+        self.nesterov = _checks.boolean("nesterov", nesterov)
         self.exclude_from_layer_adaptation = _exclusion(exclude_from_layer_adaptation)
 
     def build(self, var_list):

@@ -55,7 +55,7 @@ class Lookahead(OptimizerWrapper):
 
     def __init__(self, optimizer, sync_period=6, slow_step_size=0.5, name=None, **kwargs):
         sync_period = _checks.integer("sync_period", sync_period, 1)
-        slow_step_size = _common.number("slow_step_size", slow_step_size, 0.0, 1.0, low_open=True, high_open=False)
+        slow_step_size = _checks.number("slow_step_size", slow_step_size, 0.0, 1.0, low_open=True)
         super().__init__(optimizer, name=name, **kwargs)
         self.sync_period = sync_period
         self.slow_step_size = slow_step_size

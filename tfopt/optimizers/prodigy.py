@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from tfopt import _checks
 from tfopt.optimizers import _common
 
 
@@ -120,8 +121,8 @@ class Prodigy(keras.optimizers.Optimizer):
         **kwargs,
     ):
         super().__init__(
-            learning_rate=_common.learning_rate(learning_rate, positive=True),
-            weight_decay=_common.weight_decay(weight_decay),
+            learning_rate=_checks.learning_rate(learning_rate, positive=True),
+            weight_decay=_checks.weight_decay(weight_decay),
             clipnorm=clipnorm,
             clipvalue=clipvalue,
             global_clipnorm=global_clipnorm,
@@ -133,15 +134,15 @@ class Prodigy(keras.optimizers.Optimizer):
             name=name,
             **kwargs,
         )
-        self.beta_1 = _common.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _common.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.beta_3 = None if beta_3 is None else _common.number("beta_3", beta_3, 0.0, 1.0, high_open=True)
-        self.epsilon = _common.number("epsilon", epsilon, low=0.0)
-        self.d0 = _common.number("d0", d0, low=0.0, low_open=True)
-        self.d_coef = _common.number("d_coef", d_coef, low=0.0, low_open=True)
-        self.growth_rate = _common.number("growth_rate", growth_rate, low=1.0, allow_inf=True)
-        self.use_bias_correction = _common.boolean("use_bias_correction", use_bias_correction)
-        self.safeguard_warmup = _common.boolean("safeguard_warmup", safeguard_warmup)
+        self.beta_1 = _checks.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _checks.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.beta_3 = None if beta_3 is None else _checks.number("beta_3", beta_3, 0.0, 1.0, high_open=True)
+        self.epsilon = _checks.number("epsilon", epsilon, low=0.0)
+        self.d0 = _checks.number("d0", d0, low=0.0, low_open=True)
+        self.d_coef = _checks.number("d_coef", d_coef, low=0.0, low_open=True)
+        self.growth_rate = _checks.number("growth_rate", growth_rate, low=1.0, allow_inf=True)
+        self.use_bias_correction = _checks.boolean("use_bias_correction", use_bias_correction)
+        self.safeguard_warmup = _checks.boolean("safeguard_warmup", safeguard_warmup)
         self._pass = "estimate"
         self._first_index = 0
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfopt.optimizers import _common
+from tfopt import _checks
 from tfopt.optimizers._schedule_free import ScheduleFreeOptimizer
 
 
@@ -83,8 +83,8 @@ class ScheduleFreeAdamW(ScheduleFreeOptimizer):
         name=None,
         **kwargs,
     ):
-        beta_2 = _common.number("beta_2", beta_2, 0.0, 1.0, low_open=False, high_open=True)
-        epsilon = _common.number("epsilon", epsilon, 0.0)
+        beta_2 = _checks.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        epsilon = _checks.number("epsilon", epsilon, 0.0)
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,

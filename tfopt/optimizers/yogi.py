@@ -4,6 +4,7 @@
 import keras
 from keras import ops
 
+from tfopt import _checks
 from tfopt.optimizers import _common
 
 
@@ -73,8 +74,8 @@ class Yogi(keras.optimizers.Optimizer):
         **kwargs,
     ):
         super().__init__(
-            learning_rate=_common.learning_rate(learning_rate),
-            weight_decay=_common.weight_decay(weight_decay),
+            learning_rate=_checks.learning_rate(learning_rate),
+            weight_decay=_checks.weight_decay(weight_decay),
             clipnorm=clipnorm,
             clipvalue=clipvalue,
             global_clipnorm=global_clipnorm,
@@ -86,10 +87,10 @@ class Yogi(keras.optimizers.Optimizer):
             name=name,
             **kwargs,
         )
-        self.beta_1 = _common.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _common.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _common.number("epsilon", epsilon, low=0.0)
-        self.initial_accumulator_value = _common.number("initial_accumulator_value", initial_accumulator_value,
+        self.beta_1 = _checks.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _checks.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _checks.number("epsilon", epsilon, low=0.0)
+        self.initial_accumulator_value = _checks.number("initial_accumulator_value", initial_accumulator_value,
                                                         low=0.0)
 
     def build(self, var_list):

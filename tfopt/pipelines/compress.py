@@ -163,9 +163,9 @@ def compress(
         The report rows (dicts), original first.
     """
     if sparsity is not None:
-        sparsity = _checks.number_in("sparsity", sparsity, 0.0, 1.0)
+        sparsity = _checks.number("sparsity", sparsity, 0.0, 1.0, low_open=True, high_open=True)
     if channels is not None:
-        channels = _checks.number_in("channels", channels, 0.0, 1.0)
+        channels = _checks.number("channels", channels, 0.0, 1.0, low_open=True, high_open=True)
     n_m = _parse_structure(structure)
     if quantize is not None:
         _checks.choice("quantize", quantize, _QUANTIZE)
@@ -270,10 +270,7 @@ def _prune(model, pipeline, sparsity, n_m):
             model, ConstantSparsity(0.5, begin_step=1, frequency=frequency), sparsity_m_by_n=n_m
         )
     else:  # gradual (Zhu & Gupta) over the first 70% of the steps, so the rest fine-tunes at the final masks
-        end_step = frequency * max(1, int(0.7 * steps) // frequency)
-        pruned = prune_low_magnitude(
-            model, PolynomialDecay(0.0, sparsity, begin_step=0, end_step=end_step, frequency=frequency)
-        )
+        pruned = prune_low_magnitude(model, PolynomialDecay.over_steps(sparsity, steps, frequency=frequency))
     return strip_pruning(pipeline.fit(pruned, callbacks=[UpdatePruningStep()]))
 
 

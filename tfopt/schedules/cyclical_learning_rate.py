@@ -75,7 +75,7 @@ class CyclicalLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         self.step_size_up = _checks.integer("step_size_up", step_size_up, 1)
         self.step_size_down = None if step_size_down is None else _checks.integer("step_size_down", step_size_down, 1)
         self.mode = _checks.choice("mode", mode, MODES)
-        self.gamma = _checks.number_in("gamma", gamma, 0, 1, high_open=False)
+        self.gamma = _checks.number("gamma", gamma, 0, 1, low_open=True)
 
     def __call__(self, step):
         up = self.step_size_up

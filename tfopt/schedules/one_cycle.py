@@ -85,10 +85,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.three_phase = three_phase
         if three_phase:
             # The rise and the mirrored fall take 2 * pct_start of the steps; the final anneal needs the rest.
-            self.pct_start = _checks.number_in("pct_start", pct_start, 0, 0.5, high_open=False,
-                                               condition="when `three_phase=True`")
+            self.pct_start = _checks.number("pct_start", pct_start, 0, 0.5, low_open=True,
+                                            condition="when `three_phase=True`")
         else:
-            self.pct_start = _checks.number_in("pct_start", pct_start, 0, 1)
+            self.pct_start = _checks.number("pct_start", pct_start, 0, 1, low_open=True, high_open=True)
         self.div_factor = _checks.finite_number("div_factor", div_factor, positive=True)
         self.final_div_factor = _checks.finite_number("final_div_factor", final_div_factor, positive=True)
         self.anneal_strategy = _checks.choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)

@@ -1,10 +1,10 @@
 """ScaledSchedule: any learning-rate schedule times a factor that can change during training."""
 
-import math
-import numbers
 
 import keras
 from keras import ops
+
+from tfopt import _checks
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -49,13 +49,7 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "Argument `schedule` must be a keras.optimizers.schedules.LearningRateSchedule. "
                 f"Received: schedule={schedule!r} of type {type(schedule).__name__}"
             )
-        if not isinstance(factor, numbers.Real) or isinstance(factor, bool):
-            raise TypeError(
-                f"Argument `factor` must be a finite number > 0. Received: factor={factor!r} of type "
-                f"{type(factor).__name__}"
-            )
-        if not math.isfinite(factor) or factor <= 0:
-            raise ValueError(f"Argument `factor` must be a finite number > 0. Received: factor={factor!r}")
+        factor = _checks.finite_number("factor", factor, positive=True)
         self.schedule = schedule
         self.factor = keras.Variable(float(factor), dtype="float32", trainable=False, name="schedule_factor")
 

@@ -46,7 +46,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         super().__init__()
         self.initial_learning_rate = _checks.finite_number("initial_learning_rate", initial_learning_rate)
         self.step_size = _checks.integer("step_size", step_size, 1)
-        self.gamma = _checks.number_in("gamma", gamma, 0, 1, high_open=False)
+        self.gamma = _checks.number("gamma", gamma, 0, 1, low_open=True)
 
     def __call__(self, step):
         intervals, _ = _ops.floor_divide(_ops.float_step(step), self.step_size)

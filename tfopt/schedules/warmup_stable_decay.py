@@ -82,9 +82,8 @@ class WarmupStableDecay(keras.optimizers.schedules.LearningRateSchedule):
                 f"Received: warmup_steps={warmup_steps!r}, decay_steps={decay_steps!r}"
             )
         self.decay_shape = _checks.choice("decay_shape", decay_shape, DECAY_SHAPES)
-        self.final_learning_rate = _checks.number_in(
-            "final_learning_rate", final_learning_rate, 0, self.peak_learning_rate, low_open=False, high_open=False
-        )
+        self.final_learning_rate = _checks.number("final_learning_rate", final_learning_rate, 0,
+                                                  self.peak_learning_rate)
 
     def __call__(self, step):
         t = ops.minimum(_ops.float_step(step), float(self.total_steps))

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tfopt import _checks
+
 
 def configure_devices(memory_growth=True, visible_gpus=None, logical_cpus=None):
     """Sets which GPUs TensorFlow uses and how it takes their memory; optionally splits the CPU into logical devices.
@@ -38,11 +40,7 @@ def configure_devices(memory_growth=True, visible_gpus=None, logical_cpus=None):
         wanted = [gpus[i] for i in visible_gpus]
     else:
         wanted = gpus
-    if logical_cpus is not None and (
-        not isinstance(logical_cpus, int) or isinstance(logical_cpus, bool) or logical_cpus < 1
-    ):
-        raise ValueError(f"Argument `logical_cpus` must be an integer >= 1 or None. Received: "
-                         f"logical_cpus={logical_cpus!r}")
+    _checks.integer("logical_cpus", logical_cpus, 1, optional=True)
     try:
         if visible_gpus is not None:
             tf.config.set_visible_devices(wanted, "GPU")

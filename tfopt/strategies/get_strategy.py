@@ -5,6 +5,7 @@ import warnings
 
 import tensorflow as tf
 
+from tfopt import _checks
 from tfopt.strategies import _cluster
 from tfopt.strategies.patch_keras_multi_worker import patch_keras_multi_worker
 
@@ -62,11 +63,7 @@ def get_strategy(name="auto", devices=None, tpu=None, communication="auto", *, c
     if name not in NAMES:
         allowed = ", ".join(repr(n) for n in NAMES)
         raise ValueError(f"Argument `name` must be one of {allowed}. Received: name={name!r}")
-    if connect_timeout is not None and (
-        isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float) or not connect_timeout > 0
-    ):
-        raise ValueError(f"Argument `connect_timeout` must be a number > 0 or None. "
-                         f"Received: connect_timeout={connect_timeout!r}")
+    _checks.number("connect_timeout", connect_timeout, low=0, low_open=True, optional=True)
     given = devices
     devices = _device_list(devices)
     if name == "one_device" and devices is not None and len(devices) != 1:

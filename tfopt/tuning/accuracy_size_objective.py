@@ -5,6 +5,7 @@ import math
 import keras
 import keras_tuner
 
+from tfopt import _checks
 from tfopt.tuning.deployed_size import deployed_size
 
 
@@ -39,11 +40,7 @@ class AccuracySizeObjective(keras_tuner.Objective):
     def __init__(self, size_budget=None, size_weight=0.0, reference_size=None, accuracy="val_accuracy"):
         super().__init__("score", "max")
         self.size_budget = _positive_or_none("size_budget", size_budget)
-        if isinstance(size_weight, bool) or not isinstance(size_weight, (int, float)) or not (
-                math.isfinite(size_weight) and size_weight >= 0):
-            raise ValueError(f"Argument `size_weight` must be a finite number >= 0. Received: "
-                             f"size_weight={size_weight!r}")
-        self.size_weight = float(size_weight)
+        self.size_weight = _checks.finite_number("size_weight", size_weight)
         self.reference_size = _positive_or_none("reference_size", reference_size)
         if not isinstance(accuracy, str) or not accuracy:
             raise TypeError(f"Argument `accuracy` must be the name of an epoch-log metric. Received: "
@@ -94,11 +91,7 @@ class AccuracySizeObjective(keras_tuner.Objective):
 
 
 def _positive_or_none(name, value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"Argument `{name}` must be None or a number of bytes > 0. Received: {name}={value!r}")
-    return float(value)
+    return _checks.number(name, value, low=0, low_open=True, optional=True)
 
 
 def _active_values(hp):

@@ -95,7 +95,7 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
         self.schedules = _hp.check_choices("schedules", schedules)
         self.pruning = {"optional": True, **(pruning or {})}
         self.quantization = {} if quantization is None else dict(quantization)
-        self.qat_fraction = _checks.number_in("qat_fraction", qat_fraction, 0.0, 1.0, high_open=False)
+        self.qat_fraction = _checks.number("qat_fraction", qat_fraction, 0.0, 1.0, low_open=True)
         if log_dir is not None and (not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir)):
             raise TypeError(f"Argument `log_dir` must be a non-empty path or None. Received: log_dir={log_dir!r}")
         self.log_dir = None if log_dir is None else os.fspath(log_dir)

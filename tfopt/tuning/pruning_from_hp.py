@@ -93,8 +93,9 @@ def pruning_from_hp(hp, total_steps, sparsity=(0.5, 0.9), schedules=SCHEDULES, s
         kind = hp.Choice("pruning/schedule", list(schedules))
         if kind == "polynomial_decay":
             with hp.conditional_scope("pruning/schedule", ["polynomial_decay"]):
-                end_step = max(1, int(hp.Float("pruning/end_fraction", 0.3, 0.8, default=0.6) * total_steps))
-            schedule = PolynomialDecay(0.0, target, begin_step=0, end_step=end_step, frequency=max(1, end_step // 10))
+                end_fraction = hp.Float("pruning/end_fraction", 0.3, 0.8, default=0.6)
+            frequency = max(1, int(end_fraction * total_steps) // 10)
+            schedule = PolynomialDecay.over_steps(target, total_steps, end_fraction=end_fraction, frequency=frequency)
         else:
             schedule = ConstantSparsity(target, begin_step=0, frequency=max(1, total_steps // 10))
     return {"pruning_schedule": schedule, "block_size": tuple(block_size) if structure == "block" else (1, 1),
