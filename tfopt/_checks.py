@@ -82,8 +82,10 @@ def boolean(name, value):
 
 def learning_rate(value, positive=False):
     """An optimizer's learning rate: a number >= 0 (> 0 when `positive`), a `LearningRateSchedule` or a callable;
-    numbers become floats."""
+    numbers become floats. A schedule or a callable is evaluated once, at step 0, and refused when that value is
+    not a finite number >= 0 (a callable returning NaN, a schedule that overflows at once)."""
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or callable(value):
+        _first_learning_rate(value)
         return value
     allowed = "a finite number > 0" if positive else "a finite number >= 0"
     if not _is_real(value):
@@ -129,3 +131,83 @@ def log_dir(value, optional=False):
         raise TypeError(f"Argument `log_dir` must be {allowed}. Received: log_dir={value!r} of type "
                         f"{type(value).__name__}")
     return os.fspath(value)
+
+
+def _first_learning_rate(value):
+    """Refuses a schedule or callable whose step-0 learning rate is NaN, infinite or negative.
+
+    Keras calls a schedule with the step and a callable with no argument; one that cannot be called before
+    training starts (it reads state that does not exist yet) is left to Keras.
+    """
+    is_schedule = isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
+    try:
+        rate = value(0) if is_schedule else value()
+        rate = float(keras.ops.convert_to_numpy(rate))
+    except Exception:  # noqa: BLE001 - an uncallable-yet callable is not ours to judge here
+        return
+    if not math.isfinite(rate) or rate < 0:
+        kind = "schedule" if is_schedule else "callable"
+        raise ValueError(f"Argument `learning_rate` must give a finite number >= 0 at the first step. Received: a "
+                         f"{kind} {value!r} whose learning rate at step 0 is {rate!r}")
+
+
+# The options of `keras.optimizers.Optimizer.__init__` and their allowed values, checked for every tfopt optimizer
+# and for the optimizer inside every tfopt wrapper (Keras itself lets e.g. `clipnorm=-1e-4` switch clipping off).
+def _positive_or_none(name, value):
+    return number(name, value, 0, low_open=True, optional=True)
+
+
+_OPTIMIZER_OPTIONS = {
+    "clipnorm": _positive_or_none,
+    "clipvalue": _positive_or_none,
+    "global_clipnorm": _positive_or_none,
+    "weight_decay": lambda name, value: number(name, value, 0, optional=True),
+    "use_ema": boolean,
+    "ema_momentum": lambda name, value: number(name, value, 0, 1),
+    "ema_overwrite_frequency": lambda name, value: integer(name, value, 1, optional=True),
+    "loss_scale_factor": _positive_or_none,
+    "gradient_accumulation_steps": lambda name, value: integer(name, value, 2, optional=True),
+}
+
+
+def optimizer_options(options, prefix=""):
+    """Checks the Keras base optimizer options present in the dict `options` (clipnorm, clipvalue,
+    global_clipnorm, weight_decay, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+    gradient_accumulation_steps); returns `options` with the checked values. `prefix` (e.g. "optimizer.") goes
+    before each name in the messages, for the options of a wrapped optimizer."""
+    checked = dict(options)
+    for key, check in _OPTIMIZER_OPTIONS.items():
+        if key in checked:
+            value = check(prefix + key, checked[key])
+            # Integers stay integers (Keras compares them), numbers become floats.
+            checked[key] = value
+    clipping = [key for key in ("clipnorm", "clipvalue", "global_clipnorm") if checked.get(key) is not None]
+    if len(clipping) > 1:
+        raise ValueError(f"Only one of `{prefix}clipnorm`, `{prefix}clipvalue` and `{prefix}global_clipnorm` may "
+                         f"be set. Received: " + ", ".join(f"{prefix}{key}={checked[key]!r}" for key in clipping))
+    return checked
+
+
+def optimizer(value, name="optimizer"):
+    """A built or unbuilt `keras.optimizers.Optimizer` whose options and current learning rate are valid (a
+    wrapper's inner optimizer: `Lookahead(Adam(float("nan")))` is refused naming `optimizer.learning_rate`)."""
+    if not isinstance(value, keras.optimizers.Optimizer):
+        raise TypeError(f"Argument `{name}` must be a keras.optimizers.Optimizer. Received: {name}={value!r} of "
+                        f"type {type(value).__name__}")
+    options = {key: getattr(value, key) for key in _OPTIMIZER_OPTIONS if hasattr(value, key)}
+    if options.get("weight_decay") == 0.0:
+        options["weight_decay"] = None
+    optimizer_options(options, prefix=f"{name}.")
+    raw = getattr(value, "_learning_rate", None)
+    if isinstance(raw, keras.optimizers.schedules.LearningRateSchedule) or (callable(raw) and not
+                                                                            isinstance(raw, keras.Variable)):
+        try:
+            _first_learning_rate(raw)
+        except ValueError as error:
+            raise ValueError(str(error).replace("`learning_rate`", f"`{name}.learning_rate`")) from None
+        return value
+    rate = float(keras.ops.convert_to_numpy(value.learning_rate))
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"Argument `{name}.learning_rate` must be a finite number >= 0. Received: "
+                         f"{name}.learning_rate={rate!r}")
+    return value

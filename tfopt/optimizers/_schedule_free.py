@@ -10,10 +10,10 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
-class ScheduleFreeOptimizer(keras.optimizers.Optimizer):
+class ScheduleFreeOptimizer(_base.Optimizer):
     """Base of the Schedule-Free optimizers; subclasses define `_direction(gradient, variable)`, the step direction
     before weight decay (the gradient for SGD, the preconditioned gradient for AdamW), and may define `_lr_factor`.
 

@@ -12,6 +12,8 @@ A wrapper that keeps per-variable state of its own (slow weights, the running av
 
 import keras
 
+from tfopt import _checks
+from tfopt.optimizers import _base
 from tfopt.optimizers.registry import get  # knows tfopt's names ("radam") as well as Keras's
 
 # Base optimizer options a wrapper does not take: they belong on the inner optimizer.
@@ -31,7 +33,8 @@ _INNER_ONLY = {
 def resolve_optimizer(optimizer):
     """A `keras.optimizers.Optimizer` from an instance, a string identifier or a serialized config."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
-        return optimizer
+        # Its options and learning rate too: `Lookahead(Adam(float("nan")))` must not train silently.
+        return _checks.optimizer(optimizer)
     if isinstance(optimizer, (str, dict)):
 
         try:
@@ -43,7 +46,7 @@ def resolve_optimizer(optimizer):
                 "tfopt.optimizers.get does not know"
             ) from None
         if isinstance(resolved, keras.optimizers.Optimizer):
-            return resolved
+            return _checks.optimizer(resolved)
     raise TypeError(
         "Argument `optimizer` must be a keras.optimizers.Optimizer instance, a string identifier such as "
         f"'adam', or a serialized optimizer config. Received: optimizer={optimizer!r} of type "
@@ -51,7 +54,7 @@ def resolve_optimizer(optimizer):
     )
 
 
-class OptimizerWrapper(keras.optimizers.Optimizer):
+class OptimizerWrapper(_base.Optimizer):
     """Base of tfopt's optimizer wrappers; `self.inner_optimizer` does the updates."""
 
     def __init__(self, optimizer, name=None, **kwargs):
@@ -116,10 +119,12 @@ class OptimizerWrapper(keras.optimizers.Optimizer):
         return {}
 
     def get_config(self):
-        # The base options all belong to the inner optimizer, so only the name comes from the base config.
+        # The base options all belong to the inner optimizer, so only the name (and `skip_nonfinite`, which guards
+        # the whole wrapped step) comes from the base config.
         return {
             "name": self.name,
             "optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "skip_nonfinite": self.skip_nonfinite,
             **self._wrapper_config(),
         }
 

@@ -4,11 +4,11 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class AdaBelief(keras.optimizers.Optimizer):
+class AdaBelief(_base.Optimizer):
     """AdaBelief: Adam with the squared gradient replaced by the squared deviation from its running mean.
 
     Adam divides by the running mean of `g^2`; AdaBelief divides by the running mean of `(g - m)^2`, how far the

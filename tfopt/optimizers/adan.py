@@ -6,11 +6,11 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class Adan(keras.optimizers.Optimizer):
+class Adan(_base.Optimizer):
     """Adan: Adam with a Nesterov momentum estimated from the difference of successive gradients.
 
     Nesterov momentum evaluates the gradient at an extrapolated point; Adan obtains the same look-ahead from the

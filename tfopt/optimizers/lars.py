@@ -7,11 +7,11 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class LARS(keras.optimizers.Optimizer):
+class LARS(_base.Optimizer):
     """Layer-wise Adaptive Rate Scaling: momentum SGD whose step for each layer is proportional to its weights.
 
     With very large batches one global learning rate is too large for some layers and too small for others, and

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
 class _Copy:
@@ -21,7 +21,7 @@ class _Copy:
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class Prodigy(keras.optimizers.Optimizer):
+class Prodigy(_base.Optimizer):
     """Prodigy: learning-rate-free Adam. Leave `learning_rate` at 1.0; the optimizer finds the step size.
 
     Prodigy runs Adam with step size `d * learning_rate`, where `d` estimates the distance from the initial

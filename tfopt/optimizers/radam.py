@@ -6,11 +6,11 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class RAdam(keras.optimizers.Optimizer):
+class RAdam(_base.Optimizer):
     """Rectified Adam: Adam that needs no learning-rate warmup.
 
     Early in training Adam's second-moment estimate rests on a few gradients, so its adaptive step has a large

@@ -5,11 +5,11 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _common
+from tfopt.optimizers import _base, _common
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class Yogi(keras.optimizers.Optimizer):
+class Yogi(_base.Optimizer):
     """Yogi: Adam whose second moment moves additively towards `g^2`, by at most `(1 - b2) g^2` a step.
 
     Adam's `v <- v + (1 - b2)(g^2 - v)` lets a run of small gradients shrink `v` geometrically, so the effective
