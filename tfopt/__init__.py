@@ -122,6 +122,7 @@ _EXPORTS = {
     "pruning_from_hp": "tfopt.tuning",
     "quantization_from_hp": "tfopt.tuning",
     "GradientNormMonitor": "tfopt.callbacks",
+    "NonFiniteGuard": "tfopt.callbacks",
     "WeightHistograms": "tfopt.callbacks",
     "HParamsLogger": "tfopt.callbacks",
 }

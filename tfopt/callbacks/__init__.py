@@ -14,6 +14,7 @@ Public objects:
     StructuredPruning: gradual channel pruning inside `fit` (then remove_dead_channels gives the small model).
     GradientNormMonitor: global and per-layer gradient norms of the loss, in the epoch logs and TensorBoard.
     WeightHistograms: TensorBoard histograms of the weights inside pruning, QAT and clustering wrappers.
+    NonFiniteGuard: stop (or skip) the steps whose gradients or weights turn NaN/inf, inside the compiled step.
     HParamsLogger: a run's (a tuner trial's) hyperparameters and metrics for TensorBoard's HParams dashboard.
 """
 
@@ -23,6 +24,7 @@ from tfopt.callbacks.learning_rate_decay import LearningRateDecay
 from tfopt.callbacks.learning_rate_monitor import LearningRateMonitor
 from tfopt.callbacks.lr_finder import LRFinder, find_learning_rate
 from tfopt.callbacks.momentum_cycle import MomentumCycle
+from tfopt.callbacks.nonfinite_guard import NonFiniteGuard
 from tfopt.callbacks.pruning_summaries import PruningSummaries
 from tfopt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from tfopt.callbacks.schedule_free_eval import ScheduleFreeEval
@@ -38,6 +40,7 @@ __all__ = [
     "LearningRateDecay",
     "LearningRateMonitor",
     "MomentumCycle",
+    "NonFiniteGuard",
     "PruningSummaries",
     "ReduceLROnPlateau",
     "SWAEval",

@@ -15,19 +15,23 @@ from tfopt.callbacks import _optimizer
 
 class SummaryWriterCallback(keras.callbacks.Callback):
     """Base class: subclasses set `subdir` (the event file folder under `log_dir`) and implement
-    `write_summaries(tf, step)`, called inside the writer's default context."""
+    `write_summaries(tf, step)`, called inside the writer's default context. A subclass whose summaries are
+    optional sets `log_dir_optional = True`: with `log_dir=None` it writes nothing."""
 
     subdir = ""
+    log_dir_optional = False
 
     def __init__(self, log_dir, update_freq="epoch"):
         super().__init__()
-        self.log_dir = _checks.log_dir(log_dir)
+        self.log_dir = _checks.log_dir(log_dir, optional=self.log_dir_optional)
         if update_freq != "epoch":
             update_freq = _checks.integer("update_freq", update_freq, 1)
         self.update_freq = update_freq
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        if self.log_dir is None:
+            return
         import tensorflow as tf
 
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, self.subdir))

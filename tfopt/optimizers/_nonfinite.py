@@ -50,7 +50,8 @@ def uninstall(optimizer, keep_state=False):
         del optimizer.apply
     state = getattr(optimizer, "_nonfinite_state", None)
     if state is not None and not keep_state:
-        optimizer._variables[:] = [v for v in optimizer._variables if v is not state]
+        index = next(i for i, v in enumerate(optimizer._variables) if v is state)
+        optimizer._variables.pop(index)
         object.__setattr__(optimizer, "_nonfinite_state", None)
 
 

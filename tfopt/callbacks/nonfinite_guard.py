@@ -1,0 +1,152 @@
+"""NonFiniteGuard: stop or skip the training steps whose gradients or weights are not finite."""
+
+import keras
+
+from tfopt import _checks
+from tfopt.callbacks._summary_writer import SummaryWriterCallback
+from tfopt.optimizers import _nonfinite
+
+
+def _guarded_optimizer(optimizer):
+    """The optimizer the guard goes on: a `LossScaleOptimizer`'s inner one (the scaler must still see its
+    overflowing steps to lower the scale), else the model's optimizer itself."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.inner_optimizer
+    return optimizer
+
+
+@keras.saving.register_keras_serializable(package="tfopt")
+class NonFiniteGuard(SummaryWriterCallback):
+    """Catches dead training: per step, inside the compiled train function, checks that every gradient and, after
+    the update, every weight is finite.
+
+    Keras's `TerminateOnNaN` watches the loss only, and a loss can stay finite while a weight is NaN (one NaN input
+    through a ReLU network leaves the first kernel NaN and every prediction flat, at a loss of ln(classes)). This
+    callback puts a check on the model's optimizer (any Keras or tfopt optimizer or wrapper; under mixed precision
+    the one inside the `LossScaleOptimizer`) for the length of `fit`:
+
+        finite = all(isfinite(g)) for every gradient g        (before the update)
+        mode="skip":  a non-finite step is left out: no weight, slot or step counter changes
+        mode="raise": the first non-finite step freezes the updates, and `fit` stops with a `FloatingPointError`
+                      naming the variable and the step; the weights are those of the last finite step
+        a weight that is not finite after an update stops `fit` in both modes (it cannot be skipped)
+
+    The check is keras.ops (TensorFlow and JAX) and adds no device-to-host copy to the step: its state is one
+    optimizer variable, read every `check_every` batches, after Keras has read the step's logs. The count of
+    skipped steps is `skipped_steps` in the batch and epoch logs (so in `History`) and, with `log_dir`, a
+    TensorBoard scalar. tfopt's optimizers and wrappers also take `skip_nonfinite=True`, the same skip without the
+    callback.
+
+    Args:
+        mode: "raise" (default) or "skip".
+        check_every: read the state every this many batches, an integer >= 1. Default 1.
+        log_dir: None (default) or the TensorBoard folder; the scalar goes to `log_dir/nonfinite`.
+        update_freq: "epoch" (default) or every how many optimizer steps to write the scalar.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.ones((8, 2), "float32"); x[0, 0] = np.nan
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile("adam", "mse")
+    >>> history = model.fit(x, np.ones((8, 1)), batch_size=4, verbose=0, callbacks=[NonFiniteGuard("skip")])
+    >>> history.history["skipped_steps"]
+    [1]
+    """
+
+    subdir = "nonfinite"
+    log_dir_optional = True
+
+    def __init__(self, mode="raise", check_every=1, log_dir=None, update_freq="epoch"):
+        super().__init__(log_dir, update_freq)
+        self.mode = _checks.choice("mode", mode, _nonfinite.MODES)
+        self.check_every = _checks.integer("check_every", check_every, 1)
+        self._optimizer = None
+        self._batches = 0
+        self._skipped = 0
+
+    def set_model(self, model):
+        super().set_model(model)
+        # A train function traced before (without the guard, or with a guard since removed) must be traced again.
+        if getattr(model, "train_function", None) is not None:
+            model.train_function = None
+
+    def on_train_begin(self, logs=None):
+        optimizer = getattr(self.model, "optimizer", None)
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError("NonFiniteGuard needs a model compiled with a keras.optimizers.Optimizer. Received: "
+                            f"model.optimizer={optimizer!r} of type {type(optimizer).__name__}")
+        self._optimizer = _guarded_optimizer(optimizer)
+        _nonfinite.install(self._optimizer, self.mode)
+        if self.mode == "raise":
+            _nonfinite.reset_record(self._optimizer)
+        self._batches = 0
+        self._skipped = 0
+        super().on_train_begin(logs)
+
+    def _read(self):
+        """The guard's status from the device: on JAX from the train state that `fit` holds between steps."""
+        optimizer = self._optimizer
+        state = getattr(self.model, "_jax_state", None)
+        value = None
+        if state and not getattr(self.model, "_jax_state_synced", True):
+            for variable, current in zip(self.model.optimizer.variables, state["optimizer_variables"]):
+                if variable is optimizer._nonfinite_state:
+                    value = current
+                    break
+        return _nonfinite.status(optimizer, value)
+
+    def _check(self, logs):
+        skipped, kind, name, step = self._read()
+        self._skipped = skipped
+        if logs is not None:
+            logs["skipped_steps"] = skipped
+        if kind is None or (self.mode == "skip" and kind == "gradient"):
+            return
+        if hasattr(self.model, "jax_state_sync"):
+            self.model.jax_state_sync()  # the weights of the last finite step into the model, before `fit` stops
+        self._remove()
+        what = ("the gradient of" if kind == "gradient" else "the value after the update of")
+        if kind == "gradient":
+            advice = ("Check the inputs and labels for NaN/inf, lower the learning rate, or use "
+                      "NonFiniteGuard(mode='skip') to leave such steps out.")
+        else:
+            advice = "A weight that turned non-finite cannot be skipped: lower the learning rate or clip the gradients."
+        raise FloatingPointError(
+            f"NonFiniteGuard: {what} `{name}` is not finite (NaN or inf) at training step {step} (optimizer "
+            f"iterations={step}); fit stopped with the weights of the last finite step. {advice}"
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._batches % self.check_every == 0:
+            self._check(logs)
+        super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+        super().on_epoch_end(epoch, logs)
+
+    def write_summaries(self, tf, step):
+        tf.summary.scalar("skipped_steps", self._skipped, step=step)
+
+    def _remove(self):
+        if self._optimizer is None:
+            return
+        keep = getattr(self._optimizer, "skip_nonfinite", False) is True
+        if keep:
+            _nonfinite.install(self._optimizer, "skip")
+        else:
+            _nonfinite.uninstall(self._optimizer)
+        self._optimizer = None
+        # The traced step holds the guard (and, on JAX, its variable in the train state): trace it afresh.
+        self.model.train_function = None
+
+    def on_train_end(self, logs=None):
+        self._remove()
+        super().on_train_end(logs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode, "check_every": self.check_every})
+        return config
