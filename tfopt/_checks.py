@@ -9,6 +9,7 @@ import numbers
 import os
 
 import keras
+import numpy as np
 
 
 def _is_real(value):
@@ -210,4 +211,135 @@ def optimizer(value, name="optimizer"):
     if not math.isfinite(rate) or rate < 0:
         raise ValueError(f"Argument `{name}.learning_rate` must be a finite number >= 0. Received: "
                          f"{name}.learning_rate={rate!r}")
+    return value
+
+
+def examples(name, value):
+    """The number of examples (the first dimension) of an array-like input: a NumPy array, a tensor, a list or a
+    tuple, or a dict of them (all of one length). None, a string or a scalar is a TypeError."""
+    if isinstance(value, dict) and value:
+        counts = {key: examples(f"{name}[{key!r}]", item) for key, item in value.items()}
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"Argument `{name}` must hold arrays of one length. Received lengths {counts}")
+        return next(iter(counts.values()))
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > 0 and not isinstance(value, (str, bytes)):
+        return int(shape[0]) if shape[0] is not None else len(value)
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    raise TypeError(f"Argument `{name}` must be an array of examples (a NumPy array, a tensor, a list, or a dict "
+                    f"of them) with the examples on the first axis. Received: {name}={value!r} of type "
+                    f"{type(value).__name__}")
+
+
+def path(name, value, suffix=None):
+    """A path (str or os.PathLike), ending in `suffix` when given, returned as a string."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise TypeError(f"Argument `{name}` must be a non-empty path (str or os.PathLike). Received: {name}={value!r}"
+                        f" of type {type(value).__name__}")
+    value = os.fspath(value)
+    if suffix is not None and not value.endswith(suffix):
+        raise ValueError(f"Argument `{name}` must end in `{suffix}`. Received: {name}={value!r}")
+    return value
+
+
+def writable_path(name, value, suffix=None, make_folders=False):
+    """A path a file can be written to, checked before any work so that nothing is computed for a file that cannot
+    be written: its folder exists and is writable (with `make_folders`, the nearest existing folder above it is
+    writable, for a writer that creates the missing folders)."""
+    value = path(name, value, suffix)
+    if os.path.isdir(value):
+        raise ValueError(f"Argument `{name}` must be a file path, not a folder. Received: {name}={value!r}")
+    folder = os.path.dirname(os.path.abspath(value))
+    existing = folder
+    while make_folders and not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"Argument `{name}` must be a file path in an existing folder. Received: {name}={value!r} "
+                         f"(no folder {folder!r})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"Argument `{name}` must be a file path in a writable folder. Received: {name}={value!r} "
+                         f"({existing!r} is not writable)")
+    return value
+
+
+def readable_file(name, value, kind, magic=None, offset=0, suffix=None):
+    """An existing, readable file of the given `kind` ("TFLite flatbuffer", "Keras archive"): when `magic` (bytes)
+    is given, the file must hold it at `offset`. Returns the path as a string."""
+    value = path(name, value, suffix)
+    if not os.path.isfile(value):
+        raise ValueError(f"Argument `{name}` must be an existing {kind} file. Received: {name}={value!r}, which "
+                         f"{'is a folder' if os.path.isdir(value) else 'does not exist'}")
+    try:
+        with open(value, "rb") as f:
+            head = f.read(offset + len(magic or b""))
+    except OSError as error:
+        raise ValueError(f"Argument `{name}` must be a readable {kind} file. Received: {name}={value!r} "
+                         f"({error.strerror})") from None
+    if magic is not None and head[offset:offset + len(magic)] != magic:
+        raise ValueError(f"Argument `{name}` must be a {kind} file. Received: {name}={value!r}, which is not one "
+                         f"(no {magic!r} identifier)")
+    return value
+
+
+def _shape_text(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def input_arrays(name, value, shapes):
+    """Model inputs (an array, or a list/tuple of arrays, one per input) against the model's input `shapes` (the
+    first axis, the examples, and any None dimension match anything); returns the number of examples."""
+    arrays = list(value) if isinstance(value, (list, tuple)) and len(shapes) > 1 else [value]
+    if len(arrays) != len(shapes):
+        raise ValueError(f"Argument `{name}` must hold one array per model input ({len(shapes)}). Received "
+                         f"{len(arrays)} arrays")
+    counts = []
+    for array, shape in zip(arrays, shapes):
+        examples(name, array)
+        got = tuple(np.shape(array))
+        want = tuple(shape)
+        fits = len(got) == len(want) and all(w is None or g == w for g, w in zip(got[1:], want[1:]))
+        if not fits:
+            raise ValueError(f"Argument `{name}` must have the model's input shape {_shape_text((None,) + want[1:])}"
+                             f" (first axis: examples). Received: {name} of shape {_shape_text(got)}")
+        counts.append(got[0])
+    if len(set(counts)) > 1:
+        raise ValueError(f"Argument `{name}` must hold arrays with one number of examples. Received: {counts}")
+    return counts[0]
+
+
+def labels(name, value, count, classes):
+    """Class labels for `count` examples of a model with `classes` output units: class indices of shape `(n,)` or
+    `(n, 1)` in [0, classes) (0 or 1 for a single sigmoid output), or one-hot rows `(n, classes)`."""
+    examples(name, value)
+    array = np.asarray(value)
+    if len(array) != count:
+        raise ValueError(f"Arguments `x` and `{name}` must have the same number of examples. Received: "
+                         f"len(x)={count}, len({name})={len(array)}")
+    if classes is None:
+        return array
+    if array.ndim == 2 and array.shape[1] == classes and classes > 1:
+        return array
+    if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
+        raise ValueError(f"Argument `{name}` must be class indices of shape (n,) or one-hot rows of shape (n, "
+                         f"{classes}) for the model's {classes} outputs. Received: {name} of shape {array.shape}")
+    if array.size and not np.all(np.isfinite(array.astype("float64"))):
+        raise ValueError(f"Argument `{name}` must be finite class indices. Received: {name} with NaN or inf")
+    top = max(classes, 2) - 1
+    if array.size and (np.any(array != np.round(array)) or array.min() < 0 or array.max() > top):
+        bad = array[(array != np.round(array)) | (array < 0) | (array > top)].reshape(-1)[:3].tolist()
+        raise ValueError(f"Argument `{name}` must hold class indices in the [0, {top}] range of the model's "
+                         f"{max(classes, 2)} classes. Received: {name} with values {bad}"
+                         f"{'...' if len(bad) == 3 else ''} (min {array.min().item()!r}, max {array.max().item()!r})")
+    return array
+
+
+def finite_values(name, value):
+    """Numeric inputs without NaN or inf (one NaN in the training inputs kills the model)."""
+    for array in (value if isinstance(value, (list, tuple)) else [value]):
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            count = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+            raise ValueError(f"Argument `{name}` must hold finite numbers. Received: {name} with {count} NaN or inf "
+                             f"value(s), the first at index {np.argwhere(~np.isfinite(array))[0].tolist()}")
     return value

@@ -128,17 +128,26 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"Argument `batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
+    batch_size = _checks.integer("batch_size", batch_size, 1)
     _checks.integer("seed", seed, 0, 2**32 - 1)
+    for flag, value in (("shuffle", shuffle), ("cache", cache), ("prefetch", prefetch),
+                        ("drop_remainder", drop_remainder)):
+        _checks.boolean(flag, value)
     if map_fn is not None and not callable(map_fn):
         raise TypeError(f"Argument `map_fn` must be callable or None. Received: map_fn={map_fn!r}")
-    n = len(x)
+    n = _checks.examples("x", x)
     if n == 0:
         raise ValueError("Argument `x` must contain at least one example. Received: an empty array")
-    if y is not None and len(y) != n:
+    if y is not None and _checks.examples("y", y) != n:
         raise ValueError(
-            f"Arguments `x` and `y` must have the same number of examples. Received: len(x)={n}, len(y)={len(y)}"
+            f"Arguments `x` and `y` must have the same number of examples. Received: len(x)={n}, "
+            f"len(y)={_checks.examples('y', y)}"
+        )
+    if drop_remainder and n < batch_size:
+        raise ValueError(
+            f"Argument `batch_size` must be at most the number of examples with `drop_remainder=True`, which "
+            f"would otherwise leave no batch (and `fit` an empty history). Received: batch_size={batch_size} for "
+            f"{n} examples"
         )
 
     autotune = tf.data.AUTOTUNE

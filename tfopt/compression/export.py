@@ -17,7 +17,7 @@ import numpy as np
 from tfopt import _checks
 from tfopt.compression import _model_graph
 from tfopt.compression.report import measure_model
-from tfopt.compression.tflite_model import tflite_interpreter
+from tfopt.compression.tflite_model import TFLITE_IDENTIFIER, tflite_interpreter
 from tfopt.layers.quantize_wrapper import QuantizeWrapper
 
 __all__ = ["QUANTIZATIONS", "evaluate_tflite", "export_tflite", "inspect_tflite"]
@@ -62,9 +62,9 @@ def export_tflite(model, path, quantization="none", representative_data=None, *,
     _checks.choice("quantization", quantization, QUANTIZATIONS)
     if not isinstance(model, keras.Model):
         raise TypeError(f"Argument `model` must be a keras.Model. Received: model={type(model).__name__}")
-    path = os.fspath(path)
-    if not path.endswith(".tflite"):
-        raise ValueError(f"Argument `path` must end in `.tflite`. Received: path={path!r}")
+    # The path before the conversion (which takes a while), so that an unwritable folder fails at once.
+    path = _checks.writable_path("path", path, suffix=".tflite")
+    _checks.boolean("integer_io", integer_io)
     if keras.backend.backend() != "tensorflow":
         raise ValueError(
             "export_tflite needs the TensorFlow backend (KERAS_BACKEND=tensorflow); the TFLite converter reads "
@@ -77,6 +77,15 @@ def export_tflite(model, path, quantization="none", representative_data=None, *,
             "quantization-aware training: post-training int8 calibrates activation ranges on it. Pass input "
             "examples, or prepare the model with quantize_model and fine-tune it. Received: representative_data=None"
         )
+    if representative_data is not None and (quantization != "int8" or qat):
+        raise ValueError(
+            "Argument `representative_data` is only used by post-training quantization='int8' (calibration); it "
+            f"would be ignored here. Received: representative_data with quantization={quantization!r}"
+            + (" of a quantization-aware model, which has its ranges already" if qat else "")
+        )
+    if representative_data is not None and not _is_dataset(representative_data):
+        _checks.input_arrays("representative_data", representative_data, [tuple(t.shape) for t in model.inputs])
+        _checks.finite_values("representative_data", representative_data)
     if integer_io and quantization != "int8":
         raise ValueError(
             f"Argument `integer_io` needs quantization='int8'. Received: integer_io=True, quantization={quantization!r}"
@@ -177,6 +186,10 @@ def _float_ops(content):
         if any(dtypes[int(i)] == np.float32 for i in (*op["inputs"], *op["outputs"]) if i >= 0):
             names.append(op["op_name"])
     return names
+
+
+def _is_dataset(data):
+    return type(data).__name__.endswith("Dataset") and hasattr(data, "unbatch")
 
 
 def _representative_dataset(data, num_inputs):
@@ -304,9 +317,7 @@ def inspect_tflite(path):
         For example, in a full-integer file every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED op has int8
         inputs 0 (activations) and 1 (weights) and an int32 input 2 (bias).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"Argument `path`: no TFLite file at {path!r}")
+    path = _checks.readable_file("path", path, "TFLite flatbuffer", magic=TFLITE_IDENTIFIER, offset=4)
     with open(path, "rb") as f:
         interpreter = tflite_interpreter(model_content=f.read())
     interpreter.allocate_tensors()

@@ -111,15 +111,17 @@ def measure_model(
             f"Argument `model` must be a keras.Model or the path of a .tflite file. Received: {type(model).__name__}"
         )
 
+    # Inputs and labels against the model, before any work: a wrongly shaped `x` would otherwise be read as other
+    # examples, and labels outside the model's classes would score 0.0 without a word.
+    if x is not None:
+        shapes = measure.input_shapes()
+        count = _checks.input_arrays("x", x, shapes) if shapes else _checks.examples("x", keras.tree.flatten(x)[0])
+        if y is not None:
+            y = _checks.labels("y", y, count, measure.classes())
     params, nonzero = measure.count_params()
     data = measure.serialized_bytes()
     accuracy = None
     if y is not None:
-        if len(y) != len(x):
-            raise ValueError(
-                "Arguments `x` and `y` must have the same number of examples. "
-                f"Received: len(x)={len(x)}, len(y)={len(y)}"
-            )
         accuracy = _accuracy(measure.predict(x, batch_size), np.asarray(y))
     latency_ms = latency_iqr_ms = None
     if measure_latency:
@@ -161,6 +163,21 @@ class _KerasModel:
         if not model.built:
             raise ValueError(f"Argument `model` must be built before it is measured. Received: unbuilt {model.name!r}")
         self.model = model
+
+    def input_shapes(self):
+        """The symbolic input shapes, or None for a subclassed model that has none."""
+        try:
+            return [tuple(t.shape) for t in self.model.inputs]
+        except (AttributeError, TypeError, ValueError):
+            return None
+
+    def classes(self):
+        try:
+            outputs = self.model.outputs
+        except (AttributeError, ValueError):
+            return None
+        shape = tuple(outputs[0].shape) if outputs and len(outputs) == 1 else ()
+        return int(shape[-1]) if len(shape) == 2 and shape[-1] is not None else None
 
     def count_params(self):
         seen, params, nonzero = set(), 0, 0

@@ -5,12 +5,16 @@ installed, else TensorFlow's `tf.lite.Interpreter`); `TFLiteModel` counts its pa
 and runs it for `measure_model` and `evaluate_tflite`. Both interpreters are imported on first use only.
 """
 
-import os
 import warnings
 
 import numpy as np
 
+from tfopt import _checks
+
 __all__ = ["TFLiteModel", "tflite_interpreter"]
+
+# A TFLite flatbuffer holds this file identifier at bytes 4 to 8.
+TFLITE_IDENTIFIER = b"TFL3"
 
 
 def tflite_interpreter(**kwargs):
@@ -34,12 +38,20 @@ class TFLiteModel:
 
     format = "tflite"
 
-    def __init__(self, path):
-        if not os.path.isfile(path):
-            raise ValueError(f"Argument `model`: no TFLite file at {path!r}")
-        self.path = path
-        with open(path, "rb") as f:
+    def __init__(self, path, name="model"):
+        self.path = _checks.readable_file(name, path, "TFLite flatbuffer", magic=TFLITE_IDENTIFIER, offset=4)
+        with open(self.path, "rb") as f:
             self.content = f.read()
+
+    def input_shapes(self):
+        """The file's input shapes, the first (batch) axis None."""
+        details = tflite_interpreter(model_content=self.content).get_input_details()
+        return [(None, *(int(d) for d in detail["shape"][1:])) for detail in details]
+
+    def classes(self):
+        """The number of output units of a `(batch, classes)` output, else None."""
+        (out, *_) = tflite_interpreter(model_content=self.content).get_output_details()
+        return int(out["shape"][-1]) if len(out["shape"]) == 2 else None
 
     def _interpreter(self):
         interpreter = tflite_interpreter(model_content=self.content)
