@@ -4,6 +4,7 @@ Each error names the argument, the allowed range and the value received: a `Type
 type, a `ValueError` for one out of range.
 """
 
+import inspect
 import math
 import numbers
 import os
@@ -342,4 +343,41 @@ def finite_values(name, value):
             count = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
             raise ValueError(f"Argument `{name}` must hold finite numbers. Received: {name} with {count} NaN or inf "
                              f"value(s), the first at index {np.argwhere(~np.isfinite(array))[0].tolist()}")
+    return value
+
+
+def keywords(name, value, function, positional=0):
+    """None or a dict of keyword arguments for `function` (its first `positional` parameters are not keywords),
+    returned as a dict: a misspelt key (`{"sparsty": ...}`) is refused here, not later inside a build."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"Argument `{name}` must be a dict of keyword arguments for {function.__name__} or None. "
+                        f"Received: {name}={value!r} of type {type(value).__name__}")
+    allowed = list(inspect.signature(function).parameters)[positional:]
+    unknown = [key for key in value if key not in allowed]
+    if unknown:
+        raise ValueError(f"Argument `{name}` has keys {function.__name__} does not take: "
+                         f"{', '.join(map(repr, unknown))}. Allowed keys: {', '.join(map(repr, allowed))}. "
+                         f"Received: {name}={value!r}")
+    return dict(value)
+
+
+def model_fn(name, value):
+    """A callable that returns a fresh `keras.Model` (a model itself is callable, but is not one)."""
+    if isinstance(value, keras.Model) or not callable(value):
+        raise TypeError(f"Argument `{name}` must be a callable returning a fresh keras.Model (e.g. a function that "
+                        f"builds and compiles it), not a model. Received: {name}={value!r} of type "
+                        f"{type(value).__name__}")
+    return value
+
+
+def clusters(name, value, sizes):
+    """A number of clusters no larger than the smallest clustered kernel; `sizes` maps layer names to the number of
+    weights of their smallest clustered weight."""
+    if sizes:
+        layer, size = min(sizes.items(), key=lambda item: item[1])
+        if value > size:
+            raise ValueError(f"Argument `{name}` must be at most the number of weights of every clustered kernel "
+                             f"({size} in layer {layer!r}). Received: {name}={value}")
     return value

@@ -108,8 +108,7 @@ def profile_fit(
         A `FitProfile`.
     """
     started = time.perf_counter()
-    if not callable(model_fn):
-        raise TypeError(f"Argument `model_fn` must be a callable returning a keras.Model. Received: {model_fn!r}")
+    _checks.model_fn("model_fn", model_fn)
     _checks.integer("warmup", warmup, 0)
     _checks.integer("rounds", rounds, 3)
     _checks.integer("seed", seed, 0)

@@ -1,5 +1,7 @@
 """ReduceLROnPlateau: Keras's callback, extended to optimizers whose learning rate is a schedule."""
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -110,6 +112,21 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         swapped = [self._install_scaled_schedule(optimizer) for optimizer in optimizers]
         if any(swapped):
             self.model.make_train_function(force=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            validated = any(key.startswith("val_") for key in logs)
+            if self.monitor.startswith("val_") and not validated:
+                # An epoch without validation (`validation_freq`, or no validation data): Keras warns and waits.
+                warnings.warn(f"ReduceLROnPlateau: `{self.monitor}` is not in this epoch's logs (no validation "
+                              f"this epoch); logged: {', '.join(sorted(logs)) or 'nothing'}", stacklevel=2)
+                return
+            raise ValueError(
+                f"Argument `monitor` must name a quantity the model logs. Received: monitor={self.monitor!r}, but "
+                f"the logs hold {', '.join(repr(key) for key in sorted(logs)) or 'nothing'}"
+            )
+        super().on_epoch_end(epoch, logs)
 
     def _install_scaled_schedule(self, optimizer):
         """Wraps a schedule in ScaledSchedule; True when the optimizer's learning rate object changed."""

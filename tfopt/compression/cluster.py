@@ -48,6 +48,14 @@ def cluster_weights(model, number_of_clusters, centroid_init="kmeans++", *, seed
     def should_wrap(layer):
         return quantizable_layer.supports(layer) and not isinstance(layer, ClusterWeights)
 
+    # More clusters than weights would leave every weight its own "cluster": nothing shared, nothing compressed.
+    sizes = {}
+    for layer in model.layers:
+        names = quantizable_layer.quantizable_weights(layer) if should_wrap(layer) else []
+        if names:
+            sizes[layer.name] = min(int(np.prod(getattr(layer, name).shape)) for name in names)
+    _checks.clusters("number_of_clusters", number_of_clusters, sizes)
+
     def make_wrapper(layer, fresh):
         if preserve_sparsity == "auto":
             weights = [getattr(fresh, n) for n in quantizable_layer.quantizable_weights(fresh)]

@@ -100,13 +100,16 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), spar
 
 
 def _wrap_layer(layer, wrap, skip_unsupported):
+    # A layer given by itself was asked for by name: one that cannot be pruned (a BatchNormalization, which a
+    # model's copy leaves alone) is an error, not returned unchanged, unless `skip_unsupported`.
     if isinstance(layer, _wrapper.PruneLowMagnitude):
         return layer
     if _wrapper.is_prunable(layer):
         return wrap(layer)
-    if skip_unsupported or _leave_alone(layer):
+    if skip_unsupported:
         return layer
-    raise ValueError(_wrapper.unsupported_message(layer) + " Pass skip_unsupported=True to leave it dense.")
+    raise ValueError("Argument `to_prune`: " + _wrapper.unsupported_message(layer)
+                     + " Pass skip_unsupported=True to leave it dense.")
 
 
 def _leave_alone(layer):

@@ -1,17 +1,25 @@
 """keras.ops pieces shared by the schedules: the step as float32, interpolation, nested schedules."""
 
 import math
+import numbers
 
 import keras
 from keras import ops
+
+from tfopt import _checks
 
 
 def float_step(step):
     """The optimizer step (Python int, int tensor or variable) as a float32 scalar tensor.
 
     float32 holds every integer up to 2**24 (about 1.7e7 steps) exactly; past that, steps round to even numbers.
+    A Python number must be a step >= 0 (a schedule extrapolated to a negative step gives rates it never takes,
+    e.g. `LinearDecay(0.1, 100)(-50)` would be 0.15); a tensor, which cannot be checked inside a compiled step, is
+    clamped at 0.
     """
-    return ops.cast(step, "float32")
+    if isinstance(step, numbers.Number):
+        _checks.number("step", step, 0)
+    return ops.maximum(ops.cast(step, "float32"), 0.0)
 
 
 def interpolate(start, end, done, left, shape):

@@ -93,8 +93,11 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
         self.objective = objective
         self.optimizers = _hp.check_choices("optimizers", optimizers)
         self.schedules = _hp.check_choices("schedules", schedules)
-        self.pruning = {"optional": True, **(pruning or {})}
-        self.quantization = {} if quantization is None else dict(quantization)
+        self.pruning = {"optional": True, **_checks.keywords("pruning", pruning, pruning_from_hp, positional=2)}
+        self.quantization = _checks.keywords("quantization", quantization, quantization_from_hp, positional=1)
+        # The values too, now rather than inside the first trial's `build(hp)`: a dry run on a blank space.
+        pruning_from_hp(keras_tuner.HyperParameters(), 1, **self.pruning)
+        quantization_from_hp(keras_tuner.HyperParameters(), **self.quantization)
         self.qat_fraction = _checks.number("qat_fraction", qat_fraction, 0.0, 1.0, low_open=True)
         if log_dir is not None and (not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir)):
             raise TypeError(f"Argument `log_dir` must be a non-empty path or None. Received: log_dir={log_dir!r}")
