@@ -381,3 +381,18 @@ def clusters(name, value, sizes):
             raise ValueError(f"Argument `{name}` must be at most the number of weights of every clustered kernel "
                              f"({size} in layer {layer!r}). Received: {name}={value}")
     return value
+
+
+def writable_folder(name, value):
+    """A folder to write into: an existing writable one, or a path whose nearest existing folder is writable (it
+    is created only once every check has passed). Returns it as a string."""
+    value = path(name, value)
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise ValueError(f"Argument `{name}` must be a folder. Received: {name}={value!r}, which is a file")
+    existing = os.path.abspath(value)
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"Argument `{name}` must be a writable folder. Received: {name}={value!r} ({existing!r} is "
+                         "not writable)")
+    return value

@@ -19,6 +19,7 @@ from tfopt.acceleration import profile_fit
 from tfopt.callbacks import (
     GradientNormMonitor,
     LearningRateMonitor,
+    NonFiniteGuard,
     PruningSummaries,
     StructuredPruning,
     UpdatePruningStep,
@@ -414,7 +415,8 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
     rows = []
     for name, stage in STAGES:
         log = _EpochLog()
-        ctx.callbacks = [log, *(make_callbacks(name) if make_callbacks else [])]
+        # Every stage's training stops at its first non-finite step, naming the variable, instead of ending dead.
+        ctx.callbacks = [log, NonFiniteGuard(), *(make_callbacks(name) if make_callbacks else [])]
         ctx.callbacks += tensorboard_callbacks(ctx, name)
         start = time.perf_counter()
         # The whole stage runs in the strategy's scope: Keras optimizers, wrappers and clones create variables

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from tfopt import _checks
-from tfopt.callbacks import UpdatePruningStep
+from tfopt.callbacks import NonFiniteGuard, UpdatePruningStep
 from tfopt.callbacks.structured_pruning import StructuredPruning
 from tfopt.compression import ConstantSparsity, PolynomialDecay, prune_low_magnitude, strip_pruning
 from tfopt.compression.cluster import cluster_weights, strip_clustering
@@ -94,7 +94,7 @@ class _Pipeline:
                 self.data["y_train"],
                 batch_size=self.batch_size,
                 epochs=self.epochs,
-                callbacks=list(callbacks),
+                callbacks=[*callbacks, NonFiniteGuard()],
                 verbose=0,
             )
             self.train_seconds += time.perf_counter() - start
@@ -105,7 +105,8 @@ class _Pipeline:
         start = time.perf_counter()
         fit_with_teacher(model, self.teacher, self.data["x_train"], self.data["y_train"],
                          optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss,
-                         batch_size=self.batch_size, epochs=self.epochs, callbacks=list(callbacks), verbose=0)
+                         batch_size=self.batch_size, epochs=self.epochs, callbacks=[*callbacks, NonFiniteGuard()],
+                         verbose=0)
         self.train_seconds += time.perf_counter() - start
         # Keep the model compiled on its own (evaluate/save see a plain model, as without a teacher).
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss, metrics=["accuracy"])
@@ -181,14 +182,13 @@ def compress(
             f"Argument `data` lacks the array(s) {', '.join(missing)}; it needs {', '.join(REQUIRED_ARRAYS)}"
         )
     if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not path.endswith(".keras") or not os.path.isfile(path):
-            raise ValueError(f"Argument `model` must be a keras.Model or an existing .keras file. Received: {path!r}")
-        model = keras.models.load_model(path)
+        model = _load_model(model)
     if not isinstance(model, keras.Model):
         raise TypeError(f"Argument `model` must be a keras.Model or a .keras path. Received: {type(model).__name__}")
+    _check_data(model, data)
+    out_dir = _checks.writable_folder("out_dir", out_dir)
 
-
+    # Every check passed: from here on files are written.
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(int(seed))
     test = (data["x_test"], data["y_test"])
@@ -238,6 +238,29 @@ def compress(
         },
     )
     return rows
+
+
+def _load_model(path):
+    """A `.keras` file loaded; a file that is not a Keras archive, or one Keras cannot load, is a ValueError naming
+    `model`."""
+    path = _checks.readable_file("model", path, "Keras archive (.keras)", magic=b"PK", suffix=".keras")
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:  # noqa: BLE001 - whatever Keras fails on in a user's file is reported as that file's fault
+        message = " ".join(str(e).split())[:300]
+        raise ValueError(f"Argument `model`: {path!r} is not a Keras model Keras can load: {message}") from None
+
+
+def _check_data(model, data):
+    """The arrays against the model, before any work: input shapes, finite inputs, labels in the output's range."""
+    shapes = [tuple(t.shape) for t in model.inputs]
+    outputs = model.outputs[0].shape if len(model.outputs) == 1 else ()
+    classes = int(outputs[-1]) if len(outputs) == 2 and outputs[-1] is not None else None
+    for split in ("train", "test"):
+        x, y = data[f"x_{split}"], data[f"y_{split}"]
+        count = _checks.input_arrays(f"data['x_{split}']", x, shapes)
+        _checks.finite_values(f"data['x_{split}']", x)
+        _checks.labels(f"data['y_{split}']", y, count, classes)
 
 
 def _teacher_for(teacher, model):

@@ -9,7 +9,7 @@ import warnings
 import keras
 
 from tfopt import _checks
-from tfopt.callbacks import GradientNormMonitor, LearningRateMonitor, WeightHistograms
+from tfopt.callbacks import GradientNormMonitor, LearningRateMonitor, NonFiniteGuard, WeightHistograms
 from tfopt.compression import export_tflite, measure_model
 from tfopt.data import load_digits
 from tfopt.models.demo_cnn import build_demo_cnn
@@ -79,7 +79,7 @@ def run_tune(out_dir, *, trials=4, epochs=6, seed=0, tuner="random", size_weight
     baseline.fit(*data.train, batch_size=BATCH_SIZE, epochs=epochs, validation_data=data.validation, verbose=verbose,
                  callbacks=[LearningRateMonitor(baseline_logs, every_n_steps=max(1, steps_per_epoch // 4)),
                             GradientNormMonitor(monitor_batch, baseline_logs),
-                            WeightHistograms(baseline_logs, include_unwrapped=True)])
+                            WeightHistograms(baseline_logs, include_unwrapped=True), NonFiniteGuard()])
     objective.reference_size = float(deployed_size(baseline))
     hypermodel = OptimizationHyperModel(build_model, epochs=epochs, steps_per_epoch=steps_per_epoch,
                                         objective=objective, optimizers=OPTIMIZERS,
@@ -96,8 +96,10 @@ def run_tune(out_dir, *, trials=4, epochs=6, seed=0, tuner="random", size_weight
                                        max_consecutive_failed_trials=3, **common)
         search.oracle.max_trials = trials
     keras.utils.set_random_seed(seed)
+    # A recipe whose steps turn non-finite (too high a learning rate) skips them and is ranked by what it reached;
+    # the count is in its logs.
     search.search(*data.train, batch_size=BATCH_SIZE, epochs=epochs, validation_data=data.validation,
-                  verbose=verbose)
+                  verbose=verbose, callbacks=[NonFiniteGuard("skip")])
 
     ranking = objective.rank(search)
     with warnings.catch_warnings():
