@@ -6,7 +6,10 @@
                    [--channels F]
     tfopt tune [--trials N] [--epochs E] [--tuner random|bayesian|hyperband] [--seed S] [--out DIR] [--quiet]
 
-Bad arguments print one line, `tfopt <command>: error: ...`, and exit with status 2; never a traceback.
+Bad arguments, and any input tfopt's checks refuse (a file that is not a model, data of the wrong shape, labels
+outside the model's classes, training that turns non-finite), print one line, `tfopt <command>: error: ...`, and
+exit with status 2, before any file is written; never a traceback. An unexpected error inside tfopt prints one
+line that says so and exits with status 1; `--debug` (anywhere on the command line) shows its traceback.
 """
 
 import argparse
@@ -46,6 +49,8 @@ def build_parser():
         description="tfopt: optimization toolkit for Keras 3 on TensorFlow. Train faster, end smaller, run faster.",
     )
     parser.add_argument("--version", action="version", version=f"tfopt {tfopt.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error (may go anywhere on the command line)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -96,12 +101,15 @@ def build_parser():
 
 
 def _check_writable(parser, out_dir):
+    """The --out folder must be writable (or creatable); it is not created here, so a run refused by a later
+    check leaves nothing behind."""
+    from tfopt import _checks
+
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir):
-            pass
-    except OSError as e:
-        parser.error(f"argument --out: cannot write to {out_dir!r}: {e.strerror or e}")
+        _checks.writable_folder("out", out_dir)
+    except (TypeError, ValueError) as e:
+        reason = _user_message(e).partition("Received: ")[2] or _user_message(e)
+        parser.error(f"argument --out: cannot write to {out_dir!r}: {reason}")
 
 
 def _import_keras_quietly():
@@ -390,8 +398,12 @@ def _add_compress_command(commands):
 
 def _run_compress(args):
     parser = args.parser
-    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
-        parser.error(f"argument MODEL.keras: no .keras file at {args.model!r}")
+    from tfopt import _checks
+
+    try:
+        _checks.readable_file("model", args.model, "Keras archive (.keras)", magic=b"PK", suffix=".keras")
+    except (TypeError, ValueError) as e:
+        parser.error(f"argument MODEL.keras: {_user_message(e)}")
     if not os.path.isfile(args.data):
         parser.error(f"argument --data: no file at {args.data!r}")
     _check_writable(parser, args.out)
@@ -482,10 +494,42 @@ def _run_tune(args):
     return 0
 
 
+# Errors that tfopt's checks raise for a user's input (their messages start "Argument `...`"), and training stopped
+# by NonFiniteGuard: reported in one line with exit status 2. Anything else is a bug in tfopt.
+_USER_ERRORS = (TypeError, ValueError, FloatingPointError)
+
+
+def _user_message(error):
+    """The error's message on one line, without the `Argument `x`:` prefix of a check (the CLI names the flag)."""
+    return " ".join(str(error).split())
+
+
+def _is_user_error(error):
+    if isinstance(error, FloatingPointError):
+        return True
+    return isinstance(error, _USER_ERRORS) and str(error).startswith(("Argument", "Only one of"))
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.run(args)
+    prog = getattr(getattr(args, "parser", None), "prog", parser.prog)
+    try:
+        return args.run(args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - the one place the command turns errors into exit statuses
+        if debug:
+            raise
+        if _is_user_error(error):
+            sys.stderr.write(f"{prog}: error: {_user_message(error)}\n")
+            return 2
+        sys.stderr.write(f"{prog}: internal error (a bug in tfopt, please report it): {type(error).__name__}: "
+                         f"{_user_message(error)[:500]} (run again with --debug for the traceback)\n")
+        return 1
 
 
 if __name__ == "__main__":
