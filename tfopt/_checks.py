@@ -391,6 +391,9 @@ def writable_folder(name, value):
         raise ValueError(f"Argument `{name}` must be a folder. Received: {name}={value!r}, which is a file")
     existing = os.path.abspath(value)
     while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        if os.path.exists(existing):
+            raise ValueError(f"Argument `{name}` must be a folder path. Received: {name}={value!r} ({existing!r} is a "
+                             "file, not a folder)")
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"Argument `{name}` must be a writable folder. Received: {name}={value!r} ({existing!r} is "

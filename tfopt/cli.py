@@ -103,6 +103,7 @@ def build_parser():
 def _check_writable(parser, out_dir):
     """The --out folder must be writable (or creatable); it is not created here, so a run refused by a later
     check leaves nothing behind."""
+    _import_keras_quietly()  # tfopt's checks import Keras: keep its start-up logs out of the one-line error
     from tfopt import _checks
 
     try:
@@ -398,6 +399,9 @@ def _add_compress_command(commands):
 
 def _run_compress(args):
     parser = args.parser
+    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
+        parser.error(f"argument MODEL.keras: no .keras file at {args.model!r}")
+    _import_keras_quietly()
     from tfopt import _checks
 
     try:
