@@ -10,8 +10,14 @@ import pytest
 from tfopt import _checks
 from tfopt.acceleration import profile_fit
 from tfopt.callbacks import ReduceLROnPlateau
-from tfopt.compression import cluster_weights, evaluate_tflite, export_tflite, inspect_tflite, measure_model
-from tfopt.compression import prune_low_magnitude
+from tfopt.compression import (
+    cluster_weights,
+    evaluate_tflite,
+    export_tflite,
+    inspect_tflite,
+    measure_model,
+    prune_low_magnitude,
+)
 from tfopt.data import make_dataset
 from tfopt.optimizers import (
     LARS,
@@ -188,7 +194,8 @@ def test_keras_base_options_are_checked_on_the_optimizer_inside_every_wrapper(wr
 def test_cluster_weights_with_more_clusters_than_weights_names_number_of_clusters():
     net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
     with pytest.raises(ValueError, match=r"`number_of_clusters` must be at most the number of weights of every "
-                                         r"clustered kernel \(32 in layer 'dense.*'\). Received: number_of_clusters=1000"):
+                                         r"clustered kernel \(32 in layer 'dense.*'\). Received: "
+                                         r"number_of_clusters=1000"):
         cluster_weights(net, 1000)
 
 
