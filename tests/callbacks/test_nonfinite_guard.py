@@ -188,3 +188,18 @@ def test_config_round_trip():
     again = NonFiniteGuard.from_config(guard.get_config())
     assert again.get_config() == guard.get_config() == {"log_dir": None, "update_freq": "epoch", "mode": "skip",
                                                         "check_every": 3}
+
+
+@pytest.mark.backend_agnostic
+def test_fits_with_the_same_guard_reuse_one_traced_function():
+    model = _model(RAdam(0.01))
+    plain, guarded = [], []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            guarded.append(self.model.train_function)
+
+    for _ in range(2):
+        model.fit(X, Y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[NonFiniteGuard(), Spy()])
+        plain.append(model.train_function)
+    assert guarded[0] is guarded[-1] and plain[0] is plain[1] and plain[0] is not guarded[0]

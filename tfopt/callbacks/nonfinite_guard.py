@@ -1,10 +1,17 @@
 """NonFiniteGuard: stop or skip the training steps whose gradients or weights are not finite."""
 
+import weakref
+
 import keras
 
 from tfopt import _checks
 from tfopt.callbacks._summary_writer import SummaryWriterCallback
 from tfopt.optimizers import _nonfinite
+
+
+# Per model, the train functions traced with a guard: {(mode, id(optimizer)): (the plain function, the guarded
+# one)}. A later `fit` with the same guard reuses the guarded function instead of tracing a new one.
+_TRAIN_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 def _guarded_optimizer(optimizer):
@@ -33,7 +40,7 @@ class NonFiniteGuard(SummaryWriterCallback):
 
     The check is keras.ops (TensorFlow and JAX) and adds no device-to-host copy to the step: its state is one
     optimizer variable, read every `check_every` batches, after Keras has read the step's logs. The count of
-    skipped steps is `skipped_steps` in the batch and epoch logs (so in `History`) and, with `log_dir`, a
+    skipped steps of the `fit` is `skipped_steps` in the batch and epoch logs (so in `History`) and, with `log_dir`, a
     TensorBoard scalar. tfopt's optimizers and wrappers also take `skip_nonfinite=True`, the same skip without the
     callback.
 
@@ -64,12 +71,8 @@ class NonFiniteGuard(SummaryWriterCallback):
         self._optimizer = None
         self._batches = 0
         self._skipped = 0
-
-    def set_model(self, model):
-        super().set_model(model)
-        # A train function traced before (without the guard, or with a guard since removed) must be traced again.
-        if getattr(model, "train_function", None) is not None:
-            model.train_function = None
+        self._plain_function = None
+        self._skipped_before = 0
 
     def on_train_begin(self, logs=None):
         optimizer = getattr(self.model, "optimizer", None)
@@ -80,8 +83,20 @@ class NonFiniteGuard(SummaryWriterCallback):
         _nonfinite.install(self._optimizer, self.mode)
         if self.mode == "raise":
             _nonfinite.reset_record(self._optimizer)
+        # `fit` made (or kept) its train function before this call and looks it up at every step: put a function
+        # that traces the guarded `apply` in its place for this `fit`, and the plain one back at the end.
+        self._plain_function = self.model.train_function
+        functions = _TRAIN_FUNCTIONS.setdefault(self.model, {})
+        key = (self.mode, id(self._optimizer))
+        plain, guarded = functions.get(key, (None, None))
+        if guarded is not None and plain is self._plain_function:
+            self.model.train_function = guarded
+        else:
+            self.model.make_train_function(force=True)
+            functions[key] = (self._plain_function, self.model.train_function)
         self._batches = 0
         self._skipped = 0
+        self._skipped_before = _nonfinite.status(self._optimizer)[0] if self._optimizer.built else 0
         super().on_train_begin(logs)
 
     def _read(self):
@@ -98,6 +113,7 @@ class NonFiniteGuard(SummaryWriterCallback):
 
     def _check(self, logs):
         skipped, kind, name, step = self._read()
+        skipped -= self._skipped_before
         self._skipped = skipped
         if logs is not None:
             logs["skipped_steps"] = skipped
@@ -139,8 +155,7 @@ class NonFiniteGuard(SummaryWriterCallback):
         else:
             _nonfinite.uninstall(self._optimizer)
         self._optimizer = None
-        # The traced step holds the guard (and, on JAX, its variable in the train state): trace it afresh.
-        self.model.train_function = None
+        self.model.train_function = self._plain_function
 
     def on_train_end(self, logs=None):
         self._remove()

@@ -52,6 +52,9 @@ def uninstall(optimizer, keep_state=False):
     if state is not None and not keep_state:
         index = next(i for i, v in enumerate(optimizer._variables) if v is state)
         optimizer._variables.pop(index)
+        # Kept aside (not as a tracked attribute, which would list it again), so that the next install puts the
+        # same variable back and a train function traced with it can run again.
+        object.__setattr__(optimizer, "_nonfinite_spare_state", state)
         object.__setattr__(optimizer, "_nonfinite_state", None)
 
 
@@ -59,8 +62,12 @@ def ensure_state(optimizer):
     """The guard's state variable, created the first time."""
     state = getattr(optimizer, "_nonfinite_state", None)
     if state is None:
-        state = optimizer.add_variable(shape=(4,), initializer="zeros", dtype="int", name="nonfinite_guard")
-        optimizer._nonfinite_state = state
+        state = getattr(optimizer, "_nonfinite_spare_state", None)
+        if state is not None:
+            optimizer._variables.append(state)
+        else:
+            state = optimizer.add_variable(shape=(4,), initializer="zeros", dtype="int", name="nonfinite_guard")
+        object.__setattr__(optimizer, "_nonfinite_state", state)
     return state
 
 
