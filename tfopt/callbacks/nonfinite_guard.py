@@ -8,7 +8,6 @@ from tfopt import _checks
 from tfopt.callbacks._summary_writer import SummaryWriterCallback
 from tfopt.optimizers import _nonfinite
 
-
 # Per model, the train functions traced with a guard: {(mode, id(optimizer)): (the plain function, the guarded
 # one)}. A later `fit` with the same guard reuses the guarded function instead of tracing a new one.
 _TRAIN_FUNCTIONS = weakref.WeakKeyDictionary()
@@ -20,6 +19,17 @@ def _guarded_optimizer(optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.inner_optimizer
     return optimizer
+
+
+def _first_nonfinite_weight(model):
+    """The path of the first trainable weight with a NaN or inf, else None (one reduction on the device, one
+    scalar read, unless one is found)."""
+    variables = model.trainable_variables
+    if not variables or bool(keras.ops.convert_to_numpy(keras.ops.isfinite(_nonfinite.probe(variables)))):
+        return None
+    flags = keras.ops.convert_to_numpy(_nonfinite.all_finite(variables))
+    bad = [v.path for v, ok in zip(variables, flags) if not ok]
+    return bad[0] if bad else None
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -111,26 +121,36 @@ class NonFiniteGuard(SummaryWriterCallback):
                     break
         return _nonfinite.status(optimizer, value)
 
-    def _check(self, logs):
+    def _check(self, logs, final=False):
         skipped, kind, name, step = self._read()
         skipped -= self._skipped_before
         self._skipped = skipped
         if logs is not None:
             logs["skipped_steps"] = skipped
-        if kind is None or (self.mode == "skip" and kind == "gradient"):
+        if kind is None and final:
+            # A weight the last update of the epoch made non-finite meets no later step's check: look now.
+            name = _first_nonfinite_weight(self.model)
+            kind, step = ("weight", int(keras.ops.convert_to_numpy(self._optimizer.iterations)) - 1) if name else (
+                None, None)
+        if kind is None or (self.mode == "skip" and kind in ("gradient", "overflow")):
             return
         if hasattr(self.model, "jax_state_sync"):
             self.model.jax_state_sync()  # the weights of the last finite step into the model, before `fit` stops
         self._remove()
-        what = ("the gradient of" if kind == "gradient" else "the value after the update of")
         if kind == "gradient":
+            what = f"the gradient of `{name}` is not finite (NaN or inf) at training step {step}"
             advice = ("Check the inputs and labels for NaN/inf, lower the learning rate, or use "
                       "NonFiniteGuard(mode='skip') to leave such steps out.")
+        elif kind == "overflow":
+            what = (f"the gradients are too large to sum in float32 (the largest: `{name}`) at training step "
+                    f"{step}")
+            advice = "Lower the learning rate, clip the gradients or scale the loss down."
         else:
+            what = f"the value after the update of `{name}` is not finite (NaN or inf) at training step {step}"
             advice = "A weight that turned non-finite cannot be skipped: lower the learning rate or clip the gradients."
         raise FloatingPointError(
-            f"NonFiniteGuard: {what} `{name}` is not finite (NaN or inf) at training step {step} (optimizer "
-            f"iterations={step}); fit stopped with the weights of the last finite step. {advice}"
+            f"NonFiniteGuard: {what} (optimizer iterations={step}); fit stopped with the weights of the last "
+            f"finite step. {advice}"
         )
 
     def on_train_batch_end(self, batch, logs=None):
@@ -140,7 +160,7 @@ class NonFiniteGuard(SummaryWriterCallback):
         super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check(logs)
+        self._check(logs, final=True)
         super().on_epoch_end(epoch, logs)
 
     def write_summaries(self, tf, step):

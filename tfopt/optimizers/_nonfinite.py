@@ -4,13 +4,14 @@
 Installed on an optimizer (any `keras.optimizers.Optimizer`: tfopt's, a wrapper, or Keras's own), the guard
 replaces its `apply` by one that, per step and in keras.ops only (TensorFlow and JAX):
 
-    finite_grad_i   = all(isfinite(g_i))                   for every gradient
-    update          = all_i(finite_grad_i)                 (and, in "raise" mode, nothing went bad before)
-    if update: the optimizer's own apply                   (a conditional on TensorFlow; on JAX, where the step
-                                                            is a pure function, the new values are selected)
-    finite_weight_i = all(isfinite(w_i))                   for every weight after the step
-    state           = [skipped steps, kind, variable index, step]   of the first bad step (kind 1: a gradient,
-                                                                     2: a weight after the update)
+    probe  = sum_i sum(g_i) + sum_i sum(w_i)          over the gradients and the weights entering the step
+    update = isfinite(probe)                          (and, in "raise" mode, nothing went bad before)
+    if update: the optimizer's own apply              (a conditional on TensorFlow; on JAX, where the step is a
+                                                       pure function, the new values are selected)
+    else:      skipped steps += 1, and the first bad step is recorded:
+               state = [skipped steps, kind, variable index, step]
+               kind 1: a gradient with NaN/inf; 2: a weight with NaN/inf (made so by the update of the step
+               before); 3: every element finite but the sum overflowed float32 (gradients above ~1e38)
 
 Nothing leaves the device: the state is one integer optimizer variable, `nonfinite_guard`, that a callback reads
 when it wants to (`status`). In "raise" mode the first bad step freezes the updates, so the weights stay those of
@@ -26,7 +27,7 @@ from keras import ops
 from tfopt import _checks
 
 MODES = ("skip", "raise")
-KINDS = {1: "gradient", 2: "weight"}
+KINDS = {1: "gradient", 2: "weight", 3: "overflow"}
 
 
 def install(optimizer, mode):
@@ -98,14 +99,47 @@ def _values(gradient):
     return gradient.values if type(gradient).__name__ == "IndexedSlices" else gradient
 
 
-def _all_finite(tensors):
+def all_finite(tensors):
     """Per tensor, whether every element is finite, as a bool vector (True for a missing gradient)."""
     flags = [ops.ones((), "bool") if t is None else ops.all(ops.isfinite(_values(t))) for t in tensors]
     return ops.stack(flags)
 
 
+def probe(tensors):
+    """One float32 scalar, the sum of every element of every tensor: NaN or inf when any element is (or when the
+    sum overflows float32, which `_record` tells apart). One reduction per tensor, the cheapest test there is."""
+    sums = [ops.sum(ops.cast(_values(t), "float32")) for t in tensors if t is not None]
+    return ops.sum(ops.stack(sums))
+
+
 def _first_false(flags, dtype):
     return ops.cast(ops.argmin(ops.cast(flags, "int32")), dtype)
+
+
+def _record(optimizer, state, grads, variables, step):
+    """The bookkeeping of a step whose probe is not finite (the rare path): which tensor, of what kind, and the
+    count of skipped steps. A weight that entered the step non-finite went bad in the update before it."""
+    dtype = state.dtype
+    grad_flags = all_finite(grads)
+    weight_flags = all_finite([v.value for v in variables])
+    weights_finite = ops.all(weight_flags)
+    grads_finite = ops.all(grad_flags)
+    # Both finite: the probe overflowed, the gradients are too large to sum in float32; named by the largest one.
+    largest = ops.argmax(ops.stack([ops.max(ops.abs(ops.cast(_values(g), "float32"))) if g is not None
+                                    else ops.zeros((), "float32") for g in grads]))
+    kind = ops.where(ops.logical_not(weights_finite), 2, ops.where(ops.logical_not(grads_finite), 1, 3))
+    index = ops.where(ops.logical_not(weights_finite), _first_false(weight_flags, dtype),
+                      ops.where(ops.logical_not(grads_finite), _first_false(grad_flags, dtype),
+                                ops.cast(largest, dtype)))
+    at = ops.where(ops.logical_not(weights_finite), step - 1, step)
+    current = ops.convert_to_tensor(state.value)
+    first = ops.equal(current[1], 0)
+    state.assign(ops.stack([
+        current[0] + 1,
+        ops.where(first, ops.cast(kind, dtype), current[1]),
+        ops.where(first, index, current[2]),
+        ops.where(first, at, current[3]),
+    ]))
 
 
 def _guarded_apply(optimizer, grads, trainable_variables=None):
@@ -116,41 +150,33 @@ def _guarded_apply(optimizer, grads, trainable_variables=None):
     state = ensure_state(optimizer)
     grads = list(grads)
     variables = list(trainable_variables) if trainable_variables is not None else optimizer._trainable_variables
+    dtype = state.dtype
+    step = ops.cast(optimizer.iterations, dtype)
 
-    grad_flags = _all_finite(grads)
-    grads_finite = ops.all(grad_flags)
-    update = grads_finite
+    # The weights entering the step and its gradients, in one probe: a finite step costs one reduction per tensor
+    # and a conditional; the bookkeeping runs only on the rare non-finite path.
+    update = ops.isfinite(probe(grads + [v.value for v in variables]))
     if optimizer._nonfinite_mode == "raise":
         update = ops.logical_and(update, ops.equal(state[1], 0))
-    step = ops.cast(optimizer.iterations, state.dtype)
 
     if keras.backend.backend() == "tensorflow":
         def apply():
             own_apply(optimizer, grads, trainable_variables)
             return ops.zeros((), "int32")
 
-        ops.cond(update, apply, lambda: ops.zeros((), "int32"))
+        def skip():
+            _record(optimizer, state, grads, variables, step)
+            return ops.zeros((), "int32")
+
+        ops.cond(update, apply, skip)
     else:
         # A pure step (JAX): take the new values where the step is finite, the old ones where not; XLA fuses the
-        # selects into the update.
+        # selects into the update and the bookkeeping into one small computation.
         tracked = list(variables) + [v for v in optimizer.variables if v is not state]
         before = [v.value for v in tracked]
+        recorded = ops.convert_to_tensor(state.value)
         own_apply(optimizer, grads, trainable_variables)
         for variable, old in zip(tracked, before):
             variable.assign(ops.where(update, variable.value, old))
-
-    weight_flags = _all_finite([v.value for v in variables])
-    weights_finite = ops.all(weight_flags)
-    current = ops.convert_to_tensor(state.value)
-    bad = ops.logical_not(ops.logical_and(grads_finite, weights_finite))
-    first = ops.logical_and(bad, ops.equal(current[1], 0))
-    dtype = state.dtype
-    kind = ops.where(grads_finite, ops.cast(2, dtype), ops.cast(1, dtype))
-    index = ops.where(grads_finite, _first_false(weight_flags, dtype), _first_false(grad_flags, dtype))
-    skipped = current[0] + ops.cast(ops.logical_not(update), dtype)
-    state.assign(ops.stack([
-        skipped,
-        ops.where(first, kind, current[1]),
-        ops.where(first, index, current[2]),
-        ops.where(first, step, current[3]),
-    ]))
+        _record(optimizer, state, grads, variables, step)
+        state.assign(ops.where(update, recorded, state.value))
