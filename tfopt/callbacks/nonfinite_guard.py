@@ -49,7 +49,8 @@ class NonFiniteGuard(SummaryWriterCallback):
         a weight that is not finite after an update stops `fit` in both modes (it cannot be skipped)
 
     The check is keras.ops (TensorFlow and JAX) and adds no device-to-host copy to the step: its state is one
-    optimizer variable, read every `check_every` batches, after Keras has read the step's logs. The count of
+    optimizer variable, read every `check_every` batches where Keras reads the step's logs (in Keras's batch-end
+    worker thread when no other callback needs the batch end synchronously). The count of
     skipped steps of the `fit` is `skipped_steps` in the batch and epoch logs (so in `History`) and, with `log_dir`, a
     TensorBoard scalar. tfopt's optimizers and wrappers also take `skip_nonfinite=True`, the same skip without the
     callback.
@@ -73,6 +74,7 @@ class NonFiniteGuard(SummaryWriterCallback):
 
     subdir = "nonfinite"
     log_dir_optional = True
+    async_safe = True  # its batch-end read runs beside the next step, as Keras's logs do without it
 
     def __init__(self, mode="raise", check_every=1, log_dir=None, update_freq="epoch"):
         super().__init__(log_dir, update_freq)
@@ -83,9 +85,11 @@ class NonFiniteGuard(SummaryWriterCallback):
         self._skipped = 0
         self._plain_function = None
         self._skipped_before = 0
+        self._error = None
+        self._pending = None
 
     def on_train_begin(self, logs=None):
-        optimizer = getattr(self.model, "optimizer", None)
+        optimizer = getattr(self._model, "optimizer", None)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError("NonFiniteGuard needs a model compiled with a keras.optimizers.Optimizer. Received: "
                             f"model.optimizer={optimizer!r} of type {type(optimizer).__name__}")
@@ -95,48 +99,59 @@ class NonFiniteGuard(SummaryWriterCallback):
             _nonfinite.reset_record(self._optimizer)
         # `fit` made (or kept) its train function before this call and looks it up at every step: put a function
         # that traces the guarded `apply` in its place for this `fit`, and the plain one back at the end.
-        self._plain_function = self.model.train_function
-        functions = _TRAIN_FUNCTIONS.setdefault(self.model, {})
+        self._plain_function = self._model.train_function
+        functions = _TRAIN_FUNCTIONS.setdefault(self._model, {})
         key = (self.mode, id(self._optimizer))
         plain, guarded = functions.get(key, (None, None))
         if guarded is not None and plain is self._plain_function:
-            self.model.train_function = guarded
+            self._model.train_function = guarded
         else:
-            self.model.make_train_function(force=True)
-            functions[key] = (self._plain_function, self.model.train_function)
+            self._model.make_train_function(force=True)
+            functions[key] = (self._plain_function, self._model.train_function)
         self._batches = 0
         self._skipped = 0
+        self._error = None
         self._skipped_before = _nonfinite.status(self._optimizer)[0] if self._optimizer.built else 0
         super().on_train_begin(logs)
 
-    def _read(self):
-        """The guard's status from the device: on JAX from the train state that `fit` holds between steps."""
-        optimizer = self._optimizer
-        state = getattr(self.model, "_jax_state", None)
-        value = None
-        if state and not getattr(self.model, "_jax_state_synced", True):
-            for variable, current in zip(self.model.optimizer.variables, state["optimizer_variables"]):
-                if variable is optimizer._nonfinite_state:
-                    value = current
-                    break
-        return _nonfinite.status(optimizer, value)
+    # `self._model`, not `self.model`: on JAX, Keras's `Callback.model` syncs the whole train state into the
+    # variables at each access, which costs a pass per step and, from Keras's batch-end worker thread, races the
+    # training loop.
+
+    def _current_state(self):
+        """The guard's state now, as a tensor: on JAX from the train state `fit` holds between steps (until it
+        syncs it into the variables)."""
+        state = getattr(self._model, "_jax_state", None)
+        if state and not getattr(self._model, "_jax_state_synced", True):
+            for variable, current in zip(self._model.optimizer.variables, state["optimizer_variables"]):
+                if variable is self._optimizer._nonfinite_state:
+                    return current
+        return self._optimizer._nonfinite_state.value
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            # JAX donates the train state to the next step: the batch-end read (maybe in another thread) takes a
+            # copy made here, in the main thread, before the step runs (an asynchronous device copy, no wait).
+            self._pending = keras.ops.copy(self._current_state())
+        super().on_train_batch_begin(batch, logs)
+
+    def _read(self, final=False):
+        value = self._pending if (keras.backend.backend() == "jax" and not final) else None
+        return _nonfinite.status(self._optimizer, value)
 
     def _check(self, logs, final=False):
-        skipped, kind, name, step = self._read()
+        skipped, kind, name, step = self._read(final)
         skipped -= self._skipped_before
         self._skipped = skipped
         if logs is not None:
             logs["skipped_steps"] = skipped
         if kind is None and final:
             # A weight the last update of the epoch made non-finite meets no later step's check: look now.
-            name = _first_nonfinite_weight(self.model)
+            name = _first_nonfinite_weight(self._model)
             kind, step = ("weight", int(keras.ops.convert_to_numpy(self._optimizer.iterations)) - 1) if name else (
                 None, None)
         if kind is None or (self.mode == "skip" and kind in ("gradient", "overflow")):
-            return
-        if hasattr(self.model, "jax_state_sync"):
-            self.model.jax_state_sync()  # the weights of the last finite step into the model, before `fit` stops
-        self._remove()
+            return None
         if kind == "gradient":
             what = f"the gradient of `{name}` is not finite (NaN or inf) at training step {step}"
             advice = ("Check the inputs and labels for NaN/inf, lower the learning rate, or use "
@@ -148,19 +163,32 @@ class NonFiniteGuard(SummaryWriterCallback):
         else:
             what = f"the value after the update of `{name}` is not finite (NaN or inf) at training step {step}"
             advice = "A weight that turned non-finite cannot be skipped: lower the learning rate or clip the gradients."
-        raise FloatingPointError(
-            f"NonFiniteGuard: {what} (optimizer iterations={step}); fit stopped with the weights of the last "
-            f"finite step. {advice}"
-        )
+        return (f"NonFiniteGuard: {what} (optimizer iterations={step}); fit stopped with the weights of the last "
+                f"finite step. {advice}")
+
+    def _stop(self, message):
+        """Ends `fit` with the error, in the main thread: the weights of the last finite step into the model (on
+        JAX from the train state), the guard taken off, then the exception."""
+        if hasattr(self._model, "jax_state_sync"):
+            self._model.jax_state_sync()
+        self._remove()
+        raise FloatingPointError(message)
 
     def on_train_batch_end(self, batch, logs=None):
+        # Keras may call this in a worker thread (`async_safe`), so that the step's logs and this read do not make
+        # the next step wait: a bad step stops the loop here, and the error is raised in the main thread, at the
+        # epoch's or the training's end (the updates are frozen meanwhile).
         self._batches += 1
-        if self._batches % self.check_every == 0:
-            self._check(logs)
+        if self._batches % self.check_every == 0 and self._error is None:
+            self._error = self._check(logs)
+            if self._error is not None:
+                self._model.stop_training = True
         super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check(logs, final=True)
+        message = self._error or self._check(logs, final=True)
+        if message is not None:
+            self._stop(message)
         super().on_epoch_end(epoch, logs)
 
     def write_summaries(self, tf, step):
@@ -175,9 +203,11 @@ class NonFiniteGuard(SummaryWriterCallback):
         else:
             _nonfinite.uninstall(self._optimizer)
         self._optimizer = None
-        self.model.train_function = self._plain_function
+        self._model.train_function = self._plain_function
 
     def on_train_end(self, logs=None):
+        if self._error is not None:
+            self._stop(self._error)
         self._remove()
         super().on_train_end(logs)
 
