@@ -169,12 +169,14 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
         quantization = self.quantization_of(hp)
         float_epochs = self.qat_split(epochs)[0] if quantization is not None else 0
         if quantization is not None and initial_epoch == 0 and float_epochs > 0:
-            self._train_float_phase(hp, model, quantization, float_epochs, trial_id, args, kwargs)
+            # A NonFiniteGuard among the tuner's callbacks guards the float phase too.
+            guards = [c for c in tuner_callbacks if isinstance(c, cb.NonFiniteGuard)]
+            self._train_float_phase(hp, model, quantization, float_epochs, trial_id, args, kwargs, guards)
             initial_epoch = float_epochs
         callbacks = [*self.callbacks(hp, model, trial_id, final=True), *tuner_callbacks]
         return model.fit(*args, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **kwargs)
 
-    def _train_float_phase(self, hp, model, quantization, epochs, trial_id, args, kwargs):
+    def _train_float_phase(self, hp, model, quantization, epochs, trial_id, args, kwargs, guards=()):
         """Trains the float (or pruned) model, then moves its weights and optimizer state into `model` (QAT)."""
 
         pruning = self.pruning_of(hp)
@@ -183,7 +185,8 @@ class OptimizationHyperModel(keras_tuner.HyperModel):
             if pruning is not None:
                 first = prune_low_magnitude(first, **pruning)
             first.compile(optimizer=self.optimizer_of(hp), loss=self.loss, metrics=list(self.metrics))
-        first.fit(*args, epochs=epochs, callbacks=self.callbacks(hp, first, trial_id, final=False), **kwargs)
+        first.fit(*args, epochs=epochs, callbacks=[*self.callbacks(hp, first, trial_id, final=False), *guards],
+                  **kwargs)
         with self._scope():
             if pruning is not None:
                 first_weights = strip_pruning(first)
