@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 import tfopt
+from tfopt import _checks
 
 
 class _Parser(argparse.ArgumentParser):
@@ -346,9 +347,11 @@ def _fraction(text):
 
 
 def _structure(text):
-    parts = text.split(":")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
-        raise argparse.ArgumentTypeError(f"must be N:M with 0 < N < M (N non-zeros in every M weights), got {text!r}")
+    try:
+        _checks.n_m_structure("structure", text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be N:M with 0 < N < M (N non-zeros in every M weights), got {text!r}") from None
     return text
 
 

@@ -95,17 +95,17 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"beta_1": 0.0}, "Argument `beta_1` must be a number in the (0.0, 1.0) range. Received: beta_1=0.0"),
-        ({"beta_1": 1.0}, "Argument `beta_1` must be a number in the (0.0, 1.0) range. Received: beta_1=1.0"),
-        ({"beta_2": 1.0}, "Argument `beta_2` must be a number in the [0.0, 1.0) range. Received: beta_2=1.0"),
-        ({"epsilon": -1e-8}, "Argument `epsilon` must be a number >= 0.0. Received: epsilon=-1e-08"),
+        ({"beta_1": 0.0}, "Argument `beta_1` must be a number in (0.0, 1.0). Received: beta_1=0.0"),
+        ({"beta_1": 1.0}, "Argument `beta_1` must be a number in (0.0, 1.0). Received: beta_1=1.0"),
+        ({"beta_2": 1.0}, "Argument `beta_2` must be a number in [0.0, 1.0). Received: beta_2=1.0"),
+        ({"epsilon": -1e-8}, "Argument `epsilon` must be a finite number >= 0.0. Received: epsilon=-1e-08"),
         ({"warmup_steps": -1}, "Argument `warmup_steps` must be an integer >= 0. Received: warmup_steps=-1"),
-        ({"r": -0.5}, "Argument `r` must be a number >= 0.0. Received: r=-0.5"),
+        ({"r": -0.5}, "Argument `r` must be a finite number >= 0.0. Received: r=-0.5"),
         ({"weight_lr_power": -2.0},
-         "Argument `weight_lr_power` must be a number >= 0.0. Received: weight_lr_power=-2.0"),
-        ({"weight_decay": -0.1}, "Argument `weight_decay` must be a number >= 0.0. Received: weight_decay=-0.1"),
+         "Argument `weight_lr_power` must be a finite number >= 0.0. Received: weight_lr_power=-2.0"),
+        ({"weight_decay": -0.1}, "Argument `weight_decay` must be a finite number >= 0.0. Received: weight_decay=-0.1"),
         ({"learning_rate": -1.0},
-         "Argument `learning_rate` must be a number >= 0, a `LearningRateSchedule` or a callable. "
+         "Argument `learning_rate` must be a finite number >= 0, a `LearningRateSchedule` or a callable. "
          "Received: learning_rate=-1.0"),
     ],
 )
