@@ -72,7 +72,8 @@ def test_images_are_float32_in_unit_range(digits):
     [
         ({"validation_fraction": 0.0}, ValueError,
          "`validation_fraction` must be a number in (0.0, 1.0). Received: validation_fraction=0.0"),
-        ({"test_fraction": 1.5}, ValueError, "`test_fraction` must be a number in (0.0, 1.0). Received: test_fraction=1.5"),
+        ({"test_fraction": 1.5}, ValueError,
+         "`test_fraction` must be a number in (0.0, 1.0). Received: test_fraction=1.5"),
         ({"test_fraction": "0.2"}, TypeError,
          "`test_fraction` must be a number in (0.0, 1.0). Received: test_fraction='0.2' of type str"),
         ({"validation_fraction": 0.5, "test_fraction": 0.5}, ValueError, "must be at most 0.9"),
@@ -282,7 +283,8 @@ def test_write_tfrecords_rejects_bad_arguments(tmp_path, args, kwargs, error, me
     "kwargs, error, message",
     [
         ({"pattern": "missing-*"}, ValueError, "`pattern` matches no TFRecord file. Received: pattern="),
-        ({"compression": "LZ4"}, ValueError, "`compression` must be one of None, 'GZIP', 'ZLIB'. Received: compression='LZ4'"),
+        ({"compression": "LZ4"}, ValueError,
+         "`compression` must be one of None, 'GZIP', 'ZLIB'. Received: compression='LZ4'"),
         ({"batch_size": 0}, ValueError, "`batch_size` must be an integer >= 1. Received: batch_size=0"),
         ({"num_workers": 2, "worker_index": 2}, ValueError, "`worker_index` must be an integer in [0, 1]"),
         ({"input_context": 3}, TypeError, "`input_context` must be a tf.distribute.InputContext or None"),
