@@ -4,7 +4,7 @@ import keras
 
 from tfopt import _checks
 from tfopt.models import CachedDistiller, SoftTargetDistillation, cache_teacher_outputs
-from tfopt.models._outputs import as_loss_instance, ends_in_probabilities
+from tfopt.models._distillation import as_loss_instance, ends_in_probabilities
 
 
 def fit_with_teacher(

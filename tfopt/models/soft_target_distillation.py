@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.models._outputs import replicas_in_sync
+from tfopt.models._distillation import replicas_in_sync
 
 _TINY = 1e-7
 

@@ -18,8 +18,8 @@ class SWA(EvalSwapMixin, OptimizerWrapper):
     the last 20-25% of a run: train normally, then continue with a constant or cyclical learning rate while SWA
     averages every `average_period` steps (or once per epoch), and evaluate and ship the average. The model trains
     on its own weights; the average lives in optimizer slots, and `swap_to_eval` / `swap_to_train` exchange the
-    two (exactly, in place). `tfopt.callbacks.swa_eval.SWAEval` does so around evaluation, prediction and saving,
-    and `recompute_batch_norm_statistics` in the same module refreshes BatchNormalization statistics for the
+    two (exactly, in place). `tfopt.callbacks.SWAEval` does so around evaluation, prediction and saving,
+    and `tfopt.callbacks.recompute_batch_norm_statistics` refreshes BatchNormalization statistics for the
     averaged weights, which SWA requires for networks with BatchNormalization.
 
     With `theta_t` the weights after the inner optimizer's update number `t` (1, 2, ...), `s = start_averaging`,
