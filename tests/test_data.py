@@ -145,7 +145,8 @@ def test_pipeline_feeds_fit():
     "args, kwargs, error, message",
     [
         ((np.zeros(3),), {"batch_size": 0}, ValueError, "`batch_size` must be an integer >= 1. Received: batch_size=0"),
-        ((np.zeros(3),), {"batch_size": 2.0}, TypeError, "`batch_size` must be an integer >= 1. Received: batch_size=2.0 of type float"),
+        ((np.zeros(3),), {"batch_size": 2.0}, TypeError,
+         "`batch_size` must be an integer >= 1. Received: batch_size=2.0 of type float"),
         ((np.zeros(3), np.zeros(2)), {}, ValueError, r"same number of examples. Received: len\(x\)=3, len\(y\)=2"),
         ((np.zeros((0, 2)),), {}, ValueError, "`x` must contain at least one example"),
         ((np.zeros(3),), {"map_fn": 1}, TypeError, "`map_fn` must be callable"),
