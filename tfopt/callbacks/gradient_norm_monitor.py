@@ -11,6 +11,7 @@ import math
 import keras
 import numpy as np
 
+from tfopt import _checks
 from tfopt.callbacks import _gradients, _optimizer
 from tfopt.callbacks._summary_writer import SummaryWriterCallback
 
@@ -63,8 +64,7 @@ class GradientNormMonitor(SummaryWriterCallback):
                 f"data of type {type(data).__name__}" + (f" with {len(data)} items" if isinstance(data, (tuple, list))
                                                           else "")
             )
-        if not isinstance(training, bool):
-            raise TypeError(f"Argument `training` must be True or False. Received: training={training!r}")
+        _checks.boolean("training", training)
         self.data = tuple(data)
         self.training = training
         self.history = []

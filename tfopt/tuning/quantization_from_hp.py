@@ -33,8 +33,7 @@ def quantization_from_hp(hp, optional=True, ema_decays=(0.99, 0.999)):
           Integer-Arithmetic-Only Inference", https://arxiv.org/abs/1712.05877
     """
     _hp.check_hp(hp)
-    if not isinstance(optional, bool):
-        raise TypeError(f"Argument `optional` must be True or False. Received: optional={optional!r}")
+    _checks.boolean("optional", optional)
     if isinstance(ema_decays, str) or not isinstance(ema_decays, (list, tuple)) or not ema_decays:
         raise ValueError(f"Argument `ema_decays` must be a non-empty list of numbers in [0, 1). Received: "
                          f"ema_decays={ema_decays!r}")
