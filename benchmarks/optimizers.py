@@ -79,8 +79,8 @@ def fit_step_ratios(repeats=7, mlps=MLPS, threads=1):
             model = model_with(make(keras, optimizers))
             row = compare(
                 f"fit step, {label}",
-                lambda m=model, d=data: m.fit(d, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0),
-                lambda r=reference, d=data: r.fit(d, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0),
+                lambda m=model, d=data, s=steps: m.fit(d, epochs=1, steps_per_epoch=s, shuffle=False, verbose=0),
+                lambda r=reference, d=data, s=steps: r.fit(d, epochs=1, steps_per_epoch=s, shuffle=False, verbose=0),
                 candidate_name=name,
                 reference_name="keras Adam",
                 repeats=repeats,

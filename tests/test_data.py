@@ -68,18 +68,21 @@ def test_images_are_float32_in_unit_range(digits):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"validation_fraction": 0.0}, "`validation_fraction` must be a number in the open range (0, 1)"),
-        ({"test_fraction": 1.5}, "`test_fraction` must be a number in the open range (0, 1)"),
-        ({"test_fraction": "0.2"}, "`test_fraction` must be a number"),
-        ({"validation_fraction": 0.5, "test_fraction": 0.5}, "must be at most 0.9"),
-        ({"seed": -1}, "`seed` must be an integer in [0, 2**32 - 1]. Received: seed=-1"),
-        ({"seed": 1.5}, "`seed` must be an integer in [0, 2**32 - 1]. Received: seed=1.5"),
+        ({"validation_fraction": 0.0}, ValueError,
+         "`validation_fraction` must be a number in (0.0, 1.0). Received: validation_fraction=0.0"),
+        ({"test_fraction": 1.5}, ValueError,
+         "`test_fraction` must be a number in (0.0, 1.0). Received: test_fraction=1.5"),
+        ({"test_fraction": "0.2"}, TypeError,
+         "`test_fraction` must be a number in (0.0, 1.0). Received: test_fraction='0.2' of type str"),
+        ({"validation_fraction": 0.5, "test_fraction": 0.5}, ValueError, "must be at most 0.9"),
+        ({"seed": -1}, ValueError, "`seed` must be an integer in [0, 4294967295]. Received: seed=-1"),
+        ({"seed": 1.5}, TypeError, "`seed` must be an integer in [0, 4294967295]. Received: seed=1.5 of type float"),
     ],
 )
-def test_load_digits_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+def test_load_digits_rejects_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
         load_digits(**kwargs)
 
 
@@ -142,11 +145,12 @@ def test_pipeline_feeds_fit():
     "args, kwargs, error, message",
     [
         ((np.zeros(3),), {"batch_size": 0}, ValueError, "`batch_size` must be an integer >= 1. Received: batch_size=0"),
-        ((np.zeros(3),), {"batch_size": 2.0}, ValueError, "`batch_size` must be an integer >= 1"),
+        ((np.zeros(3),), {"batch_size": 2.0}, TypeError,
+         "`batch_size` must be an integer >= 1. Received: batch_size=2.0 of type float"),
         ((np.zeros(3), np.zeros(2)), {}, ValueError, r"same number of examples. Received: len\(x\)=3, len\(y\)=2"),
         ((np.zeros((0, 2)),), {}, ValueError, "`x` must contain at least one example"),
         ((np.zeros(3),), {"map_fn": 1}, TypeError, "`map_fn` must be callable"),
-        ((np.zeros(3),), {"seed": "a"}, ValueError, "`seed` must be an integer in"),
+        ((np.zeros(3),), {"seed": "a"}, TypeError, "`seed` must be an integer in"),
     ],
 )
 def test_pipeline_rejects_bad_arguments(args, kwargs, error, message):
@@ -261,7 +265,7 @@ def test_gzip_shrinks_the_digits(tmp_path):
     "args, kwargs, error, message",
     [
         ((np.zeros(3), None), {"compression": "LZ4"}, ValueError,
-         "`compression` must be one of 'GZIP', 'ZLIB' or None. Received: compression='LZ4'"),
+         "`compression` must be one of None, 'GZIP', 'ZLIB'. Received: compression='LZ4'"),
         ((np.zeros(3), None), {"shards": 0}, ValueError, "`shards` must be an integer >= 1. Received: shards=0"),
         ((np.zeros(3), None), {"shards": 4}, ValueError, "`shards` must be at most the number of examples (3)"),
         ((np.zeros(0), None), {}, ValueError, "`x` must contain at least one example"),
@@ -280,7 +284,8 @@ def test_write_tfrecords_rejects_bad_arguments(tmp_path, args, kwargs, error, me
     "kwargs, error, message",
     [
         ({"pattern": "missing-*"}, ValueError, "`pattern` matches no TFRecord file. Received: pattern="),
-        ({"compression": "LZ4"}, ValueError, "`compression` must be one of 'GZIP', 'ZLIB' or None"),
+        ({"compression": "LZ4"}, ValueError,
+         "`compression` must be one of None, 'GZIP', 'ZLIB'. Received: compression='LZ4'"),
         ({"batch_size": 0}, ValueError, "`batch_size` must be an integer >= 1. Received: batch_size=0"),
         ({"num_workers": 2, "worker_index": 2}, ValueError, "`worker_index` must be an integer in [0, 1]"),
         ({"input_context": 3}, TypeError, "`input_context` must be a tf.distribute.InputContext or None"),

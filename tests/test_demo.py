@@ -49,15 +49,13 @@ def test_fast_demo_compiles_later_stages_with_the_profiles_best(tmp_path, monkey
     # The profile itself is tested in tests/acceleration; here a fixed recommendation checks the demo's wiring.
     import json
 
-    from tfopt import acceleration
-
     class Profile:
         best = {"compile": {"steps_per_execution": 8}, "fit": {}}
 
         def to_json(self):
             return json.dumps({"best": self.best})
 
-    monkeypatch.setattr(acceleration, "profile_fit", lambda *args, **kwargs: Profile())
+    monkeypatch.setattr(demo, "profile_fit", lambda *args, **kwargs: Profile())
     seen = {}
 
     def stage_baseline(ctx):

@@ -9,8 +9,8 @@ import math
 import numbers
 import os
 
-import keras
-import numpy as np
+# Keras and NumPy are imported by the checks that need them, on first use, so that `tfopt.cli` can check its
+# flags with these functions before Keras (and its backend) loads.
 
 
 def _is_real(value):
@@ -86,6 +86,9 @@ def learning_rate(value, positive=False):
     """An optimizer's learning rate: a number >= 0 (> 0 when `positive`), a `LearningRateSchedule` or a callable;
     numbers become floats. A schedule or a callable is evaluated once, at step 0, and refused when that value is
     not a finite number >= 0 (a callable returning NaN, a schedule that overflows at once)."""
+    import keras
+
+
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or callable(value):
         _first_learning_rate(value)
         return value
@@ -116,6 +119,9 @@ def choice(name, value, allowed):
 
 def schedule_or_rate(name, value):
     """A `LearningRateSchedule`, or a number >= 0 that stands for a constant learning rate (returned as float)."""
+    import keras
+
+
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
         return value
     if _is_real(value):
@@ -141,6 +147,9 @@ def _first_learning_rate(value):
     Keras calls a schedule with the step and a callable with no argument; one that cannot be called before
     training starts (it reads state that does not exist yet) is left to Keras.
     """
+    import keras
+
+
     is_schedule = isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
     try:
         rate = value(0) if is_schedule else value()
@@ -193,6 +202,9 @@ def optimizer_options(options, prefix=""):
 def optimizer(value, name="optimizer"):
     """A built or unbuilt `keras.optimizers.Optimizer` whose options and current learning rate are valid (a
     wrapper's inner optimizer: `Lookahead(Adam(float("nan")))` is refused naming `optimizer.learning_rate`)."""
+    import keras
+
+
     if not isinstance(value, keras.optimizers.Optimizer):
         raise TypeError(f"Argument `{name}` must be a keras.optimizers.Optimizer. Received: {name}={value!r} of "
                         f"type {type(value).__name__}")
@@ -290,6 +302,9 @@ def _shape_text(shape):
 def input_arrays(name, value, shapes):
     """Model inputs (an array, or a list/tuple of arrays, one per input) against the model's input `shapes` (the
     first axis, the examples, and any None dimension match anything); returns the number of examples."""
+    import numpy as np
+
+
     arrays = list(value) if isinstance(value, (list, tuple)) and len(shapes) > 1 else [value]
     if len(arrays) != len(shapes):
         raise ValueError(f"Argument `{name}` must hold one array per model input ({len(shapes)}). Received "
@@ -312,6 +327,9 @@ def input_arrays(name, value, shapes):
 def labels(name, value, count, classes):
     """Class labels for `count` examples of a model with `classes` output units: class indices of shape `(n,)` or
     `(n, 1)` in [0, classes) (0 or 1 for a single sigmoid output), or one-hot rows `(n, classes)`."""
+    import numpy as np
+
+
     examples(name, value)
     array = np.asarray(value)
     if len(array) != count:
@@ -337,6 +355,9 @@ def labels(name, value, count, classes):
 
 def finite_values(name, value):
     """Numeric inputs without NaN or inf (one NaN in the training inputs kills the model)."""
+    import numpy as np
+
+
     for array in (value if isinstance(value, (list, tuple)) else [value]):
         array = np.asarray(array)
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
@@ -365,6 +386,9 @@ def keywords(name, value, function, positional=0):
 
 def model_fn(name, value):
     """A callable that returns a fresh `keras.Model` (a model itself is callable, but is not one)."""
+    import keras
+
+
     if isinstance(value, keras.Model) or not callable(value):
         raise TypeError(f"Argument `{name}` must be a callable returning a fresh keras.Model (e.g. a function that "
                         f"builds and compiles it), not a model. Received: {name}={value!r} of type "
@@ -399,3 +423,21 @@ def writable_folder(name, value):
         raise ValueError(f"Argument `{name}` must be a writable folder. Received: {name}={value!r} ({existing!r} is "
                          "not writable)")
     return value
+
+
+def n_m_structure(name, value, optional=False):
+    """An N:M sparsity structure (N non-zero weights in every M): the string "N:M" or a pair of integers with
+    0 < N < M, returned as the tuple `(n, m)`; with `optional`, None passes through."""
+    if optional and value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split(":")
+        pair = tuple(int(p) for p in parts) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_integer(v) for v in value):
+        pair = tuple(int(v) for v in value)
+    else:
+        raise TypeError(f"Argument `{name}` must be a string 'N:M' or a pair (N, M) of integers, e.g. '2:4'. "
+                        f"Received: {name}={value!r} of type {type(value).__name__}")
+    if pair is None or not 0 < pair[0] < pair[1]:
+        raise ValueError(f"Argument `{name}` must be 'N:M' with 0 < N < M, e.g. '2:4'. Received: {name}={value!r}")
+    return pair

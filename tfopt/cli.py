@@ -18,6 +18,7 @@ import sys
 import tempfile
 
 import tfopt
+from tfopt import _checks
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,7 +104,6 @@ def build_parser():
 def _check_writable(parser, out_dir):
     """The --out folder must be writable (or creatable); it is not created here, so a run refused by a later
     check leaves nothing behind."""
-    _import_keras_quietly()  # tfopt's checks import Keras: keep its start-up logs out of the one-line error
     from tfopt import _checks
 
     try:
@@ -355,9 +355,11 @@ def _fraction(text):
 
 
 def _structure(text):
-    parts = text.split(":")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
-        raise argparse.ArgumentTypeError(f"must be N:M with 0 < N < M (N non-zeros in every M weights), got {text!r}")
+    try:
+        _checks.n_m_structure("structure", text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be N:M with 0 < N < M (N non-zeros in every M weights), got {text!r}") from None
     return text
 
 

@@ -318,13 +318,7 @@ def read_tfrecords(
         num_workers, worker_index = input_context.num_input_pipelines, input_context.input_pipeline_id
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     _checks.integer("num_workers", num_workers, 1)
-    if isinstance(worker_index, bool) or not isinstance(worker_index, (int, np.integer)) or not (
-        0 <= worker_index < num_workers
-    ):
-        raise ValueError(
-            f"Argument `worker_index` must be an integer in [0, {num_workers - 1}]. "
-            f"Received: worker_index={worker_index!r}"
-        )
+    _checks.integer("worker_index", worker_index, 0, num_workers - 1)
     if isinstance(pattern, (list, tuple)):
         files = [os.fspath(p) for p in pattern]
         missing = [p for p in files if not os.path.isfile(p)]

@@ -7,9 +7,9 @@ the same test data, so rows compare like with like.
 """
 
 import contextlib
-import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -41,12 +41,11 @@ from tfopt.compression import (
     strip_pruning,
 )
 from tfopt.compression.report import measure_model
-from tfopt.compression.report_table import markdown_table
 from tfopt.data import load_digits, make_dataset
 from tfopt.models import CachedDistiller, cache_teacher_outputs
 from tfopt.models.demo_cnn import build_demo_cnn, build_demo_cnn_bn, build_demo_student
 from tfopt.optimizers import Prodigy
-from tfopt.pipelines.accuracy_size_plot import plot_accuracy_vs_size
+from tfopt.pipelines.demo_report import write_demo_report
 from tfopt.schedules import OneCycle
 
 BATCH_SIZE = 32
@@ -359,32 +358,30 @@ STAGES = [
 ]
 
 
+class StageGradientNorms(GradientNormMonitor):
+    """Gradient norms of the model a stage fits; none for a distiller (its call needs its teacher's outputs)."""
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.skip = isinstance(model, keras.distillation.Distiller)
+
+    def on_train_begin(self, logs=None):
+        if not self.skip:
+            super().on_train_begin(logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.skip:
+            super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.skip:
+            super().on_epoch_end(epoch, logs)
+
+
 def tensorboard_callbacks(ctx, stage):
     """The TensorBoard logs of one stage, in `<out>/logs/<stage>`: learning rate per step, gradient norms (global and
     per layer, on 64 validation images) and weight histograms of wrapped layers at each epoch end, and per-layer
     sparsity of pruned models. `tensorboard --logdir <out>/logs` shows every stage side by side."""
-    import re
-
-
-    class StageGradientNorms(GradientNormMonitor):
-        """Gradient norms of the model a stage fits; none for a distiller (its call needs its teacher's outputs)."""
-
-        def set_model(self, model):
-            super().set_model(model)
-            self.skip = isinstance(model, keras.distillation.Distiller)
-
-        def on_train_begin(self, logs=None):
-            if not self.skip:
-                super().on_train_begin(logs)
-
-        def on_train_batch_end(self, batch, logs=None):
-            if not self.skip:
-                super().on_train_batch_end(batch, logs)
-
-        def on_epoch_end(self, epoch, logs=None):
-            if not self.skip:
-                super().on_epoch_end(epoch, logs)
-
     folder = os.path.join(ctx.out_dir or ".", "logs", re.sub(r"[^A-Za-z0-9.]+", "_", stage).strip("_"))
     return [LearningRateMonitor(folder, every_n_steps=10), PruningSummaries(folder), WeightHistograms(folder),
             StageGradientNorms((ctx.data.x_val[:64], ctx.data.y_val[:64]), folder)]
@@ -441,7 +438,7 @@ def run_demo(out_dir, *, epochs=20, seed=0, make_callbacks=None, on_stage_end=No
         rows.append(row)
         if on_stage_end:
             on_stage_end(row)
-    write_report(rows, out_dir, epochs=epochs, seed=seed, baseline_val_accuracy=ctx.baseline_val_accuracy)
+    write_demo_report(rows, out_dir, epochs=epochs, seed=seed, baseline_val_accuracy=ctx.baseline_val_accuracy)
     return rows
 
 
@@ -453,26 +450,3 @@ def _profile_demo(ctx, out_dir):
         f.write(profile.to_json())
     ctx.notes["baseline"] = {"fast_compile": profile.best["compile"]}
     return profile.best["compile"]
-
-
-def write_report(rows, out_dir, *, epochs, seed, baseline_val_accuracy):
-    meta = {
-        "epochs": epochs,
-        "seed": seed,
-        "baseline_val_accuracy": baseline_val_accuracy,
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "data": "scikit-learn load_digits, stratified split (seed 0)",
-    }
-    with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump({"meta": meta, "stages": rows}, f, indent=2)
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("# tfopt demo report\n\n")
-        f.write(", ".join(f"{k}: {v}" for k, v in meta.items()) + "\n\n")
-        f.write(markdown_table(rows) + "\n\n")
-        f.write(
-            "Sizes are of the `.keras` archive without optimizer state (gzip level 9 beside it); latency is the "
-            "median batch-1 `predict_on_batch` call after warm-up; epochs to baseline is the first epoch whose "
-            f"validation accuracy reached the baseline's final one ({baseline_val_accuracy:.4f}).\n"
-        )
-    plot_accuracy_vs_size(rows, os.path.join(out_dir, "accuracy_vs_size.png"))

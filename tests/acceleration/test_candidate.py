@@ -90,8 +90,8 @@ def test_auto_on_a_volta_gpu_leaves_out_bfloat16_xla_and_jax_never_runs_eagerly(
         ),
         (
             {"batch_multiplier": 1.5},
-            ValueError,
-            "`batch_multiplier` must be an integer >= 1. Received: batch_multiplier=1.5",
+            TypeError,
+            "`batch_multiplier` must be an integer >= 1. Received: batch_multiplier=1.5 of type float",
         ),
         (
             {"dtype_policy": "float16"},

@@ -107,7 +107,7 @@ def test_sample_weights_weight_the_loss():
         ({"data": (1, 2), "log_dir": 3}, TypeError, "Argument `log_dir` must be a non-empty path"),
         ({"data": (1, 2), "update_freq": 0}, ValueError,
          "Argument `update_freq` must be an integer >= 1. Received: update_freq=0"),
-        ({"data": (1, 2), "training": "yes"}, TypeError, "Argument `training` must be True or False"),
+        ({"data": (1, 2), "training": "yes"}, TypeError, "Argument `training` must be a bool"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, error, message):

@@ -27,7 +27,7 @@ def test_every_n_steps_below_one_is_a_value_error():
 
 @pytest.mark.backend_agnostic
 def test_log_dir_that_is_not_a_path_is_a_type_error():
-    with pytest.raises(TypeError, match=r"Argument `log_dir` must be a path \(str or os.PathLike\) or None. "
+    with pytest.raises(TypeError, match=r"Argument `log_dir` must be a non-empty path \(str or os.PathLike\) or None. "
                                         r"Received: log_dir=3 of type int"):
         LearningRateMonitor(log_dir=3)
 

@@ -43,7 +43,7 @@ def test_invalid_arguments_are_value_errors(arguments, message):
     "arguments, message",
     [
         ({"total_steps": None}, r"Argument `total_steps` must be an integer >= 1. Received: total_steps=None"),
-        ({"three_phase": "yes"}, r"Argument `three_phase` must be True or False. Received: three_phase='yes'"),
+        ({"three_phase": "yes"}, r"Argument `three_phase` must be a bool. Received: three_phase='yes'"),
     ],
 )
 def test_wrongly_typed_arguments_are_type_errors(arguments, message):

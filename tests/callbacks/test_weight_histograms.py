@@ -102,7 +102,7 @@ def test_plain_layers_only_with_include_unwrapped(tmp_path):
         ({"log_dir": ""}, TypeError, "Argument `log_dir` must be a non-empty path"),
         ({"log_dir": "l", "update_freq": 0}, ValueError, "Argument `update_freq` must be an integer >= 1"),
         ({"log_dir": "l", "buckets": 1}, ValueError, "Argument `buckets` must be an integer >= 2. Received: buckets=1"),
-        ({"log_dir": "l", "include_unwrapped": 1}, TypeError, "Argument `include_unwrapped` must be True or False"),
+        ({"log_dir": "l", "include_unwrapped": 1}, TypeError, "Argument `include_unwrapped` must be a bool"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, error, message):

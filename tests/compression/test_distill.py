@@ -74,7 +74,7 @@ def test_clustering_takes_a_teacher(dense):
          "Argument `temperature` must be a finite number > 0. Received: temperature=0.0"),
         ({"student_loss_weight": 1.2}, ValueError,
          r"Argument `student_loss_weight` must be a number in \[0.0, 1.0\]. Received: student_loss_weight=1.2"),
-        ({"cache": "yes"}, TypeError, "Argument `cache` must be True or False"),
+        ({"cache": "yes"}, TypeError, "Argument `cache` must be a bool"),
     ],
 )
 def test_bad_arguments_name_themselves(dense, kwargs, error, message):

@@ -112,5 +112,6 @@ def test_rejects_bad_arguments():
         ValueError, match="Argument `on_unfoldable` must be one of 'raise', 'keep'. Received: on_unfoldable='skip'"
     ):
         fold_batch_norms(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), on_unfoldable="skip")
-    with pytest.raises(TypeError, match="Argument `model` must be a keras.Model. Received: model=str"):
+    with pytest.raises(TypeError,
+                       match=r"Argument `model` must be a keras.Model. Received: model='model.keras' of type str"):
         fold_batch_norms("model.keras")

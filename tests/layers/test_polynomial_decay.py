@@ -81,7 +81,8 @@ def test_bad_arguments_name_the_argument(kwargs, argument, message):
 
 @pytest.mark.backend_agnostic
 @pytest.mark.parametrize("total_steps, end_fraction, frequency, end_step, updates",
-                         [(1000, 0.7, None, 700, 14), (143, 0.7, None, 98, 14), (30, 0.6, 2, 18, 9), (5, 0.7, None, 3, 3)])
+                         [(1000, 0.7, None, 700, 14), (143, 0.7, None, 98, 14), (30, 0.6, 2, 18, 9),
+                          (5, 0.7, None, 3, 3)])
 def test_over_steps_ends_on_a_mask_update_at_the_final_sparsity(total_steps, end_fraction, frequency, end_step,
                                                                updates):
     schedule = PolynomialDecay.over_steps(0.8, total_steps, end_fraction=end_fraction, frequency=frequency)
@@ -98,7 +99,7 @@ def test_over_steps_ends_on_a_mask_update_at_the_final_sparsity(total_steps, end
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"total_steps": 0}, ValueError, "Argument `total_steps` must be an integer >= 1. Received: total_steps=0"),
     ({"total_steps": 10.0}, TypeError, "Argument `total_steps` must be an integer >= 1"),
-    ({"end_fraction": 0.0}, ValueError, r"Argument `end_fraction` must be a number in the \(0.0, 1.0\] range"),
+    ({"end_fraction": 0.0}, ValueError, r"Argument `end_fraction` must be a number in \(0.0, 1.0\]"),
     ({"frequency": 0}, ValueError, "Argument `frequency` must be an integer >= 1. Received: frequency=0"),
 ])
 def test_over_steps_rejects_bad_arguments(kwargs, error, message):

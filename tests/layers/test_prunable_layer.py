@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from tfopt.layers import PrunableLayer
-from tfopt.layers.prune_low_magnitude import is_prunable, prunable_weights
+from tfopt.layers.pruning_rules import is_prunable, prunable_weights
 
 pytestmark = pytest.mark.backend_agnostic
 

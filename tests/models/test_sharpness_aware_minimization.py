@@ -120,7 +120,7 @@ def test_batch_norm_statistics_update_once_per_step():
     [
         ({"rho": 0.0}, ValueError, "Argument `rho` must be a finite number > 0. Received: rho=0.0"),
         ({"rho": -1}, ValueError, "Argument `rho` must be a finite number > 0. Received: rho=-1"),
-        ({"adaptive": 1}, TypeError, "Argument `adaptive` must be True or False. Received: adaptive=1"),
+        ({"adaptive": 1}, TypeError, "Argument `adaptive` must be a bool. Received: adaptive=1"),
         ({"eta": -0.1}, ValueError, "Argument `eta` must be a finite number >= 0. Received: eta=-0.1"),
     ],
 )

@@ -53,7 +53,7 @@ def test_config_round_trip():
          "Argument `temperature` must be a finite number > 0. Received: temperature=0"),
         ({"temperature": -2.0}, ValueError, "Received: temperature=-2.0"),
         ({"from_logits": "yes"}, TypeError,
-         "Argument `from_logits` must be True or False. Received: from_logits='yes'"),
+         "Argument `from_logits` must be a bool. Received: from_logits='yes'"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, error, message):

@@ -51,12 +51,12 @@ def run_keras(optimizer, params, grads):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"clipping": 0.0}, ValueError, "Argument `clipping` must be a number > 0.0. Received: clipping=0.0"),
+        ({"clipping": 0.0}, ValueError, "Argument `clipping` must be a finite number > 0.0. Received: clipping=0.0"),
         ({"clipping": -1.0}, ValueError,
-         "Argument `clipping` must be a number > 0.0. Received: clipping=-1.0"),
+         "Argument `clipping` must be a finite number > 0.0. Received: clipping=-1.0"),
         ({"clipping": "0.1"}, TypeError,
-         "Argument `clipping` must be a number > 0.0. Received: clipping='0.1' of type str"),
-        ({"eps": -1e-3}, ValueError, "Argument `eps` must be a number >= 0.0. Received: eps=-0.001"),
+         "Argument `clipping` must be a finite number > 0.0. Received: clipping='0.1' of type str"),
+        ({"eps": -1e-3}, ValueError, "Argument `eps` must be a finite number >= 0.0. Received: eps=-0.001"),
         ({"global_clipnorm": 1.0}, ValueError,
          "Argument `global_clipnorm` is not taken by AdaptiveGradientClipping: set it on the wrapped optimizer "
          "instead, e.g. keras.optimizers.Adam(global_clipnorm=...)."),

@@ -84,9 +84,9 @@ def random_problem(steps, shape=(4, 3), seed=0):
         ({"sync_period": 2.0}, TypeError,
          "Argument `sync_period` must be an integer >= 1. Received: sync_period=2.0 of type float"),
         ({"slow_step_size": 0.0}, ValueError,
-         "Argument `slow_step_size` must be a number in the (0.0, 1.0] range. Received: slow_step_size=0.0"),
+         "Argument `slow_step_size` must be a number in (0.0, 1.0]. Received: slow_step_size=0.0"),
         ({"slow_step_size": 1.5}, ValueError,
-         "Argument `slow_step_size` must be a number in the (0.0, 1.0] range. Received: slow_step_size=1.5"),
+         "Argument `slow_step_size` must be a number in (0.0, 1.0]. Received: slow_step_size=1.5"),
         ({"clipnorm": 1.0}, ValueError,
          "Argument `clipnorm` is not taken by Lookahead: set it on the wrapped optimizer instead, "
          "e.g. keras.optimizers.Adam(clipnorm=...)."),

@@ -83,7 +83,7 @@ def test_rejects_invalid_argument(argument, value, error):
 @agnostic
 def test_invalid_beta_message_gives_the_range():
     message = check_rejects(RAdam, "beta_2", 1.0)
-    assert message == "Argument `beta_2` must be a number in the [0.0, 1.0) range. Received: beta_2=1.0"
+    assert message == "Argument `beta_2` must be a number in [0.0, 1.0). Received: beta_2=1.0"
 
 
 # Configuration.

@@ -67,15 +67,15 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"beta_1": 0.0}, "Argument `beta_1` must be a number in the (0.0, 1.0) range. Received: beta_1=0.0"),
-        ({"beta_1": 1.5}, "Argument `beta_1` must be a number in the (0.0, 1.0) range. Received: beta_1=1.5"),
+        ({"beta_1": 0.0}, "Argument `beta_1` must be a number in (0.0, 1.0). Received: beta_1=0.0"),
+        ({"beta_1": 1.5}, "Argument `beta_1` must be a number in (0.0, 1.0). Received: beta_1=1.5"),
         ({"warmup_steps": -3}, "Argument `warmup_steps` must be an integer >= 0. Received: warmup_steps=-3"),
-        ({"r": -1.0}, "Argument `r` must be a number >= 0.0. Received: r=-1.0"),
+        ({"r": -1.0}, "Argument `r` must be a finite number >= 0.0. Received: r=-1.0"),
         ({"weight_lr_power": float("nan")},
-         "Argument `weight_lr_power` must be a number >= 0.0. Received: weight_lr_power=nan"),
-        ({"weight_decay": -1.0}, "Argument `weight_decay` must be a number >= 0.0. Received: weight_decay=-1.0"),
+         "Argument `weight_lr_power` must be a finite number >= 0.0. Received: weight_lr_power=nan"),
+        ({"weight_decay": -1.0}, "Argument `weight_decay` must be a finite number >= 0.0. Received: weight_decay=-1.0"),
         ({"learning_rate": float("inf")},
-         "Argument `learning_rate` must be a number >= 0, a `LearningRateSchedule` or a callable. "
+         "Argument `learning_rate` must be a finite number >= 0, a `LearningRateSchedule` or a callable. "
          "Received: learning_rate=inf"),
     ],
 )

@@ -84,7 +84,7 @@ def reference(max_learning_rate, total_steps, pct_start=0.3, div_factor=25.0, fi
         (dict(max_learning_rate=0.1, total_steps=100, anneal_strategy="cosine"), ValueError,
          "Argument `anneal_strategy` must be one of 'cos', 'linear'. Received: anneal_strategy='cosine'"),
         (dict(max_learning_rate=0.1, total_steps=100, three_phase="yes"), TypeError,
-         "Argument `three_phase` must be True or False. Received: three_phase='yes'"),
+         "Argument `three_phase` must be a bool. Received: three_phase='yes'"),
     ],
 )
 def test_rejects_bad_arguments_naming_them(kwargs, error, message):

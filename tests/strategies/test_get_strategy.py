@@ -146,7 +146,7 @@ def test_mirrored_with_devices_that_do_not_exist_lists_the_real_ones():
         ({"name": "one_device", "communication": "nccl"}, ValueError,
          "Argument `communication` must be one of 'auto' for name='one_device'. Received: communication='nccl'"),
         ({"connect_timeout": 0}, ValueError,
-         "Argument `connect_timeout` must be a number > 0 or None. Received: connect_timeout=0"),
+         "Argument `connect_timeout` must be a finite number > 0 or None. Received: connect_timeout=0"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, error, message):

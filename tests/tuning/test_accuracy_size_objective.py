@@ -76,11 +76,11 @@ def test_callback_adds_model_size_and_score_to_the_epoch_logs():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"size_budget": 0}, ValueError, "Argument `size_budget` must be None or a number of bytes > 0. Received: "
+        ({"size_budget": 0}, ValueError, "Argument `size_budget` must be a finite number > 0 or None. Received: "
                                          "size_budget=0"),
         ({"size_budget": -5.0}, ValueError, "Received: size_budget=-5.0"),
         ({"size_weight": -1}, ValueError, "Argument `size_weight` must be a finite number >= 0"),
-        ({"reference_size": 0}, ValueError, "Argument `reference_size` must be None or a number of bytes > 0"),
+        ({"reference_size": 0}, ValueError, "Argument `reference_size` must be a finite number > 0 or None"),
         ({"accuracy": ""}, TypeError, "Argument `accuracy` must be the name of an epoch-log metric"),
     ],
 )

@@ -77,7 +77,7 @@ def test_a_fitted_model_reaches_the_sampled_sparsity():
          "Argument `schedules` must hold names among 'polynomial_decay', 'constant'. Received: schedules[0]='cubic'"),
         ({"scopes": ("model",)}, ValueError, "Argument `scopes` must hold names among 'layer', 'global'"),
         ({"total_steps": 0}, ValueError, "Argument `total_steps` must be an integer >= 1. Received: total_steps=0"),
-        ({"optional": 1}, TypeError, "Argument `optional` must be True or False"),
+        ({"optional": 1}, TypeError, "Argument `optional` must be a bool"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, error, message):

@@ -34,8 +34,10 @@ def test_not_optional_always_quantizes_and_searches_the_decay():
     [
         ({"ema_decays": ()}, ValueError, "Argument `ema_decays` must be a non-empty list of numbers in [0, 1)"),
         ({"ema_decays": (0.9, 1.0)}, ValueError,
-         "Argument `ema_decays` must hold numbers in [0, 1). Received: ema_decays[1]=1.0"),
-        ({"optional": "yes"}, TypeError, "Argument `optional` must be True or False"),
+         "Argument `ema_decays[1]` must be a number in [0, 1). Received: ema_decays[1]=1.0"),
+        ({"ema_decays": (0.9, "0.5")}, TypeError,
+         "Argument `ema_decays[1]` must be a number in [0, 1). Received: ema_decays[1]='0.5' of type str"),
+        ({"optional": "yes"}, TypeError, "Argument `optional` must be a bool"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, error, message):

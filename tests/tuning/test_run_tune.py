@@ -70,7 +70,7 @@ def test_bad_command_line_is_one_line_and_status_2(capsys):
         ({"epochs": 1.5}, TypeError, "Argument `epochs` must be an integer >= 1"),
         ({"tuner": "grid"}, ValueError, "Argument `tuner` must be one of 'random', 'bayesian', 'hyperband'. "
                                         "Received: tuner='grid'"),
-        ({"size_budget": 0}, ValueError, "Argument `size_budget` must be None or a number of bytes > 0"),
+        ({"size_budget": 0}, ValueError, "Argument `size_budget` must be a finite number > 0 or None"),
     ],
 )
 def test_bad_arguments_name_the_argument(tmp_path, kwargs, error, message):

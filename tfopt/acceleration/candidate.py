@@ -73,11 +73,7 @@ class Candidate:
             raise ValueError(
                 f"Argument `lr_scaling` must be one of {_LR_RULES}. Received: lr_scaling={self.lr_scaling!r}"
             )
-        scale = self.learning_rate_scale
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 0:
-            raise ValueError(
-                f"Argument `learning_rate_scale` must be a finite number >= 0. Received: learning_rate_scale={scale!r}"
-            )
+        _checks.number("learning_rate_scale", self.learning_rate_scale, low=0)
 
     BUILT_IN = {}  # filled below: name -> Candidate
 

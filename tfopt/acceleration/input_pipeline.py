@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass
 
 from tfopt import _checks
 from tfopt._timing import time_interleaved
-from tfopt.acceleration._epochs import EpochClock, ProfileData
+from tfopt.acceleration._timed_epoch import EpochClock, ProfileData
 
 INPUT_BOUND = 0.30
 PARTLY_INPUT_BOUND = 0.10

@@ -8,11 +8,11 @@ import keras
 
 from tfopt import _checks
 from tfopt._timing import Timing, time_interleaved
-from tfopt.acceleration._epochs import EpochClock, ProfileData
+from tfopt.acceleration._timed_epoch import EpochClock, ProfileData
 from tfopt.acceleration.candidate import Candidate, auto_candidates
-from tfopt.acceleration.fit_profile import FitProfile
 from tfopt.acceleration.hardware import detect_hardware
 from tfopt.acceleration.input_pipeline import diagnosis_from_seconds
+from tfopt.acceleration.profile_report import FitProfile
 
 # Fields merged into the "combined" candidate; batch size and learning rate change the optimization, not only the
 # speed, so they are never merged on their own.

@@ -18,6 +18,7 @@ Public objects:
     HParamsLogger: a run's (a tuner trial's) hyperparameters and metrics for TensorBoard's HParams dashboard.
 """
 
+from tfopt.callbacks.batch_norm_statistics import recompute_batch_norm_statistics
 from tfopt.callbacks.gradient_norm_monitor import GradientNormMonitor
 from tfopt.callbacks.hparams_logger import HParamsLogger
 from tfopt.callbacks.learning_rate_decay import LearningRateDecay
@@ -29,7 +30,7 @@ from tfopt.callbacks.pruning_summaries import PruningSummaries
 from tfopt.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from tfopt.callbacks.schedule_free_eval import ScheduleFreeEval
 from tfopt.callbacks.structured_pruning import StructuredPruning
-from tfopt.callbacks.swa_eval import SWAEval, recompute_batch_norm_statistics
+from tfopt.callbacks.swa_eval import SWAEval
 from tfopt.callbacks.update_pruning_step import UpdatePruningStep
 from tfopt.callbacks.weight_histograms import WeightHistograms
 

@@ -7,19 +7,19 @@ works under any Keras backend.
 """
 
 import math
-import os
 
 import keras
 import numpy as np
 
 from tfopt import _checks
 from tfopt.callbacks import _gradients, _optimizer
+from tfopt.callbacks._summary_writer import SummaryWriterCallback
 
 PREFIX = "gradient_norm"
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class GradientNormMonitor(keras.callbacks.Callback):
+class GradientNormMonitor(SummaryWriterCallback):
     """Records the gradient norm of the model's loss, over all weights and layer by layer.
 
     Use it to see exploding or vanishing gradients, which layer dominates the update, or whether a clipping
@@ -54,24 +54,20 @@ class GradientNormMonitor(keras.callbacks.Callback):
             weights.
     """
 
+    subdir = "gradients"
+
     def __init__(self, data, log_dir=None, update_freq="epoch", training=False):
-        super().__init__()
+        super().__init__(log_dir, update_freq, optional_log_dir=True)
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise TypeError(
                 "Argument `data` must be a tuple (x, y) or (x, y, sample_weight) holding one batch. Received: "
                 f"data of type {type(data).__name__}" + (f" with {len(data)} items" if isinstance(data, (tuple, list))
                                                           else "")
             )
-        if update_freq != "epoch":
-            update_freq = _checks.integer("update_freq", update_freq, 1)
-        if not isinstance(training, bool):
-            raise TypeError(f"Argument `training` must be True or False. Received: training={training!r}")
+        _checks.boolean("training", training)
         self.data = tuple(data)
-        self.log_dir = _checks.log_dir(log_dir, optional=True)
-        self.update_freq = update_freq
         self.training = training
         self.history = []
-        self._writer = None
 
     def gradient_norms(self):
         """The norms at the current weights: a dict tag -> float (`gradient_norm/global` and one per layer)."""
@@ -89,41 +85,26 @@ class GradientNormMonitor(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.history = []
-        if self.log_dir is not None:
-            import tensorflow as tf
+        super().on_train_begin(logs)
 
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "gradients"))
-
-    def _record(self):
+    def record(self):
         step = _optimizer.iterations(self.model.optimizer)
         if self.history and self.history[-1][0] == step:
             return self.history[-1][1]
         values = self.gradient_norms()
         self.history.append((step, values))
-        if self._writer is not None:
-            import tensorflow as tf
 
-            with self._writer.as_default():
-                for tag, value in values.items():
-                    tf.summary.scalar(tag, value, step=step)
-            self._writer.flush()
+        def write(tf, step):
+            for tag, value in values.items():
+                tf.summary.scalar(tag, value, step=step)
+
+        self.summarize(write, step)
         return values
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.update_freq == "epoch":
-            return
-        if _optimizer.iterations(self.model.optimizer) % self.update_freq == 0:
-            self._record()
-
     def on_epoch_end(self, epoch, logs=None):
-        values = self._record()
+        values = self.record()
         if logs is not None:
             logs[PREFIX] = values[f"{PREFIX}/global"]
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
     def get_config(self):
         # The batch is data, not configuration: a restored callback needs it passed again.

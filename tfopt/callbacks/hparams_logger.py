@@ -10,7 +10,7 @@ import numbers
 import keras
 import numpy as np
 
-from tfopt import _checks
+from tfopt.callbacks._summary_writer import SummaryWriterCallback
 
 
 def hparam_values(hparams):
@@ -38,7 +38,7 @@ def hparam_values(hparams):
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class HParamsLogger(keras.callbacks.Callback):
+class HParamsLogger(SummaryWriterCallback):
     """Writes a run's hyperparameters and its metrics so TensorBoard's HParams dashboard can compare runs.
 
     Use it to compare Keras Tuner trials side by side (`OptimizationHyperModel` adds one to every trial when given
@@ -57,49 +57,33 @@ class HParamsLogger(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir, hparams, trial_id=None, metrics=None):
-        super().__init__()
-        log_dir = _checks.log_dir(log_dir)
+        super().__init__(log_dir)
         if trial_id is not None and not isinstance(trial_id, str):
             raise TypeError(f"Argument `trial_id` must be a string or None. Received: trial_id={trial_id!r}")
         if metrics is not None and (isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics)):
             raise TypeError(f"Argument `metrics` must be a list of metric names or None. Received: metrics={metrics!r}")
-        self.log_dir = log_dir
         self.hparams = hparam_values(hparams)
         self.trial_id = trial_id
         self.metrics = None if metrics is None else list(metrics)
-        self._writer = None
 
     def on_train_begin(self, logs=None):
-        import tensorflow as tf
         from tensorboard.plugins.hparams import api as hparams_api
 
-        self._writer = tf.summary.create_file_writer(self.log_dir)
-        with self._writer.as_default():
-            hparams_api.hparams(self.hparams, trial_id=self.trial_id)
-        self._writer.flush()
+        super().on_train_begin(logs)
+        self.summarize(lambda tf, step: hparams_api.hparams(self.hparams, trial_id=self.trial_id), step=0)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._writer is None:
-            return
-        import tensorflow as tf
-
         names = self.metrics if self.metrics is not None else sorted(logs or {})
-        with self._writer.as_default():
+
+        def write(tf, step):
             for name in names:
                 value = (logs or {}).get(name)
                 if isinstance(value, (numbers.Real, np.generic)) and not isinstance(value, bool):
-                    tf.summary.scalar(name, float(value), step=epoch + 1)
-        self._writer.flush()
+                    tf.summary.scalar(name, float(value), step=step)
 
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.summarize(write, step=epoch + 1)
 
     def get_config(self):
         return {"log_dir": self.log_dir, "hparams": dict(self.hparams), "trial_id": self.trial_id,
                 "metrics": self.metrics}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -4,18 +4,17 @@ The logs part uses only Keras and runs on every backend. The TensorBoard part (`
 `tf.summary`, so it needs TensorFlow installed (it is a tfopt dependency; it works under any Keras backend).
 """
 
-import os
-
 import keras
 
 from tfopt import _checks
 from tfopt.callbacks import _optimizer
+from tfopt.callbacks._summary_writer import SummaryWriterCallback
 
 TAG = "learning_rate"
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class LearningRateMonitor(keras.callbacks.Callback):
+class LearningRateMonitor(SummaryWriterCallback):
     """Records the optimizer's learning rate, whether it is a float or a schedule.
 
     Use it to see what a schedule (or a callback such as `ReduceLROnPlateau` or `LearningRateDecay`) actually
@@ -50,22 +49,11 @@ class LearningRateMonitor(keras.callbacks.Callback):
     [0.05, 0.05]
     """
 
+    subdir = "train"
+
     def __init__(self, log_dir=None, every_n_steps=1):
-        super().__init__()
-        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
-            raise TypeError(
-                f"Argument `log_dir` must be a path (str or os.PathLike) or None. Received: log_dir={log_dir!r} "
-                f"of type {type(log_dir).__name__}"
-            )
-        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        super().__init__(log_dir, optional_log_dir=True)
         self.every_n_steps = _checks.integer("every_n_steps", every_n_steps, 1)
-        self._writer = None
-
-    def on_train_begin(self, logs=None):
-        if self.log_dir is not None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
 
     def on_train_batch_end(self, batch, logs=None):
         if self._writer is None:
@@ -73,12 +61,9 @@ class LearningRateMonitor(keras.callbacks.Callback):
         # `self.model` syncs the JAX training state, so `iterations` counts the step that just ran.
         optimizer = self.model.optimizer
         step = _optimizer.iterations(optimizer) - 1
-        if step % self.every_n_steps:
-            return
-        import tensorflow as tf
-
-        with self._writer.as_default():
-            tf.summary.scalar(TAG, _optimizer.learning_rate_at(optimizer, step), step=step)
+        if step % self.every_n_steps == 0:
+            self.summarize(lambda tf, step: tf.summary.scalar(TAG, _optimizer.learning_rate_at(optimizer, step),
+                                                              step=step), step, flush=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -86,14 +71,6 @@ class LearningRateMonitor(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.flush()
 
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
     def get_config(self):
         return {"log_dir": self.log_dir, "every_n_steps": self.every_n_steps}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

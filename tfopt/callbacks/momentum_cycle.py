@@ -160,8 +160,7 @@ class MomentumCycle(keras.callbacks.Callback):
         self.total_steps = _checks.integer("total_steps", total_steps, 1)
         self.pct_start = _checks.number("pct_start", pct_start, 0, 1)
         self.anneal_strategy = _checks.choice("anneal_strategy", anneal_strategy, ANNEAL_STRATEGIES)
-        if not isinstance(three_phase, bool):
-            raise TypeError(f"Argument `three_phase` must be True or False. Received: three_phase={three_phase!r}")
+        _checks.boolean("three_phase", three_phase)
         self.three_phase = three_phase
         self._installed = None
 

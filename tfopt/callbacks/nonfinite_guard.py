@@ -59,7 +59,8 @@ class NonFiniteGuard(SummaryWriterCallback):
         mode: "raise" (default) or "skip".
         check_every: read the state every this many batches, an integer >= 1. Default 1.
         log_dir: None (default) or the TensorBoard folder; the scalar goes to `log_dir/nonfinite`.
-        update_freq: "epoch" (default) or every how many optimizer steps to write the scalar.
+        update_freq: "epoch" (default) or every how many batches to write the scalar (its step: the optimizer's
+            step when `fit` began plus the batches trained).
 
     Example:
 
@@ -73,11 +74,10 @@ class NonFiniteGuard(SummaryWriterCallback):
     """
 
     subdir = "nonfinite"
-    log_dir_optional = True
     async_safe = True  # its batch-end read runs beside the next step, as Keras's logs do without it
 
     def __init__(self, mode="raise", check_every=1, log_dir=None, update_freq="epoch"):
-        super().__init__(log_dir, update_freq)
+        super().__init__(log_dir, update_freq, optional_log_dir=True)
         self.mode = _checks.choice("mode", mode, _nonfinite.MODES)
         self.check_every = _checks.integer("check_every", check_every, 1)
         self._optimizer = None
@@ -87,6 +87,7 @@ class NonFiniteGuard(SummaryWriterCallback):
         self._skipped_before = 0
         self._error = None
         self._pending = None
+        self._first_step = 0
 
     def on_train_begin(self, logs=None):
         optimizer = getattr(self._model, "optimizer", None)
@@ -112,6 +113,9 @@ class NonFiniteGuard(SummaryWriterCallback):
         self._skipped = 0
         self._error = None
         self._skipped_before = _nonfinite.status(self._optimizer)[0] if self._optimizer.built else 0
+        # The TensorBoard step: the optimizer step at the start plus the batches seen (read here, in the main
+        # thread; the batch-end hook must not read the optimizer's variables).
+        self._first_step = int(keras.ops.convert_to_numpy(self._optimizer.iterations))
         super().on_train_begin(logs)
 
     # `self._model`, not `self.model`: on JAX, Keras's `Callback.model` syncs the whole train state into the
@@ -183,13 +187,15 @@ class NonFiniteGuard(SummaryWriterCallback):
             self._error = self._check(logs)
             if self._error is not None:
                 self._model.stop_training = True
-        super().on_train_batch_end(batch, logs)
+        if self.update_freq != "epoch" and self._batches % self.update_freq == 0:
+            self.summarize(self.write_summaries, step=self._first_step + self._batches)
 
     def on_epoch_end(self, epoch, logs=None):
         message = self._error or self._check(logs, final=True)
         if message is not None:
             self._stop(message)
-        super().on_epoch_end(epoch, logs)
+        if self.update_freq == "epoch":
+            self.summarize(self.write_summaries, step=self._first_step + self._batches)
 
     def write_summaries(self, tf, step):
         tf.summary.scalar("skipped_steps", self._skipped, step=step)

@@ -1,9 +1,11 @@
-"""SWAEval: evaluate, predict and save with SWA's averaged weights; recompute BatchNormalization statistics for them."""
+"""SWAEval: evaluate, predict and save with SWA's averaged weights (their BatchNormalization statistics recomputed
+by `recompute_batch_norm_statistics`)."""
 
 import keras
-import numpy as np
 
+from tfopt import _checks
 from tfopt.callbacks._eval_swap import EvalSwap
+from tfopt.callbacks.batch_norm_statistics import recompute_batch_norm_statistics
 from tfopt.optimizers.swa import SWA
 
 
@@ -14,70 +16,6 @@ def find_swa_optimizer(optimizer):
             return optimizer
         optimizer = getattr(optimizer, "inner_optimizer", None)
     return None
-
-
-def _batch_norm_layers(layer):
-    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
-    for sublayer in getattr(layer, "layers", []):
-        found.extend(_batch_norm_layers(sublayer))
-    return found
-
-
-def _input_batches(data, batch_size, steps):
-    if hasattr(data, "shape") and hasattr(data, "__array__"):  # NumPy, TensorFlow or JAX arrays
-        data = np.asarray(data)
-        batches = (data[i: i + batch_size] for i in range(0, len(data), batch_size))
-    else:
-        batches = iter(data)
-    for count, batch in enumerate(batches):
-        if steps is not None and count >= steps:
-            return
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
-
-
-def recompute_batch_norm_statistics(model, data, batch_size=32, steps=None):
-    """Sets every BatchNormalization layer's moving mean and variance to their average over one pass of `data`.
-
-    Averaged weights (SWA's, Schedule-Free's x) never produced the activations the moving statistics were
-    collected on, so a network with BatchNormalization must have them recomputed before it is evaluated. This runs
-    the model in training mode over `data`, batch by batch, with each layer's momentum set to `b / (b + 1)` for
-    batch `b` (0 first), so that after the pass
-
-        moving_mean = (1 / B) sum_b mean_b,        moving_variance = (1 / B) sum_b var_b
-
-    the plain average of the B batch statistics (PyTorch's `torch.optim.swa_utils.update_bn` computes the same
-    cumulative average). The old statistics do not enter, so nothing needs resetting. Trainable weights do not
-    change; layers that behave differently in training (Dropout) do so during the pass, as in PyTorch. Momenta are
-    restored afterwards.
-
-    Args:
-        model: the Keras model, holding the weights to compute statistics for.
-        data: a NumPy array of inputs, or an iterable of batches (a `tf.data.Dataset`, a list, a generator); a
-            batch that is a tuple or list `(x, y, ...)` contributes its first element.
-        batch_size: batch size used to split an array, an integer >= 1. Default 32.
-        steps: use at most this many batches, or None for all. Default None.
-
-    Returns:
-        The number of batches used (0 when the model has no BatchNormalization layer, which leaves it unchanged).
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"Argument `batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"Argument `steps` must be None or an integer >= 1. Received: steps={steps!r}")
-    layers = _batch_norm_layers(model)
-    if not layers:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    count = 0
-    try:
-        for count, batch in enumerate(_input_batches(data, batch_size, steps), start=1):
-            for layer in layers:
-                layer.momentum = (count - 1) / count
-            model(batch, training=True)
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    return count
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
@@ -105,6 +43,7 @@ class SWAEval(EvalSwap):
 
     Example:
 
+    >>> import numpy as np
     >>> from tfopt.optimizers.swa import SWA
     >>> x, y = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -116,10 +55,8 @@ class SWAEval(EvalSwap):
 
     def __init__(self, batch_norm_data=None, batch_size=32, steps=None):
         super().__init__()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"Argument `batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"Argument `steps` must be None or an integer >= 1. Received: steps={steps!r}")
+        batch_size = _checks.integer("batch_size", batch_size, 1)
+        steps = _checks.integer("steps", steps, 1, optional=True)
         self.batch_norm_data = batch_norm_data
         self.batch_size = batch_size
         self.steps = steps

@@ -57,9 +57,7 @@ class WeightHistograms(SummaryWriterCallback):
     def __init__(self, log_dir, update_freq="epoch", buckets=30, include_unwrapped=False):
         super().__init__(log_dir, update_freq)
         self.buckets = _checks.integer("buckets", buckets, 2)
-        if not isinstance(include_unwrapped, bool):
-            raise TypeError(f"Argument `include_unwrapped` must be True or False. Received: "
-                            f"include_unwrapped={include_unwrapped!r}")
+        _checks.boolean("include_unwrapped", include_unwrapped)
         self.include_unwrapped = include_unwrapped
 
     def histograms(self):

@@ -4,7 +4,7 @@ import keras
 
 from tfopt import _checks
 from tfopt.models import CachedDistiller, SoftTargetDistillation, cache_teacher_outputs
-from tfopt.models._outputs import as_loss_instance, ends_in_probabilities
+from tfopt.models._distillation import as_loss_instance, ends_in_probabilities
 
 
 def fit_with_teacher(
@@ -76,8 +76,7 @@ def fit_with_teacher(
                          f"with output shape {teacher_shape}")
     temperature = _checks.finite_number("temperature", temperature, positive=True)
     student_loss_weight = _checks.number("student_loss_weight", student_loss_weight, 0.0, 1.0)
-    if not isinstance(cache, bool):
-        raise TypeError(f"Argument `cache` must be True or False. Received: cache={cache!r}")
+    _checks.boolean("cache", cache)
     trainable = teacher.trainable  # the Distiller freezes the teacher; the caller's model is given back as it was
     probabilities = ends_in_probabilities(teacher)
     distillation = SoftTargetDistillation(temperature=temperature, from_logits=not probabilities)

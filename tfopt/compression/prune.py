@@ -10,6 +10,7 @@ import numpy as np
 
 import tfopt.layers.prune_low_magnitude as _wrapper
 from tfopt.compression import _model_graph, _tfmot_bridge
+from tfopt.layers import pruning_rules
 from tfopt.layers.constant_sparsity import ConstantSparsity
 
 # Layers with weights that are not meant to be pruned: left alone without asking.
@@ -104,11 +105,11 @@ def _wrap_layer(layer, wrap, skip_unsupported):
     # model's copy leaves alone) is an error, not returned unchanged, unless `skip_unsupported`.
     if isinstance(layer, _wrapper.PruneLowMagnitude):
         return layer
-    if _wrapper.is_prunable(layer):
+    if pruning_rules.is_prunable(layer):
         return wrap(layer)
     if skip_unsupported:
         return layer
-    raise ValueError("Argument `to_prune`: " + _wrapper.unsupported_message(layer)
+    raise ValueError("Argument `to_prune`: " + pruning_rules.unsupported_message(layer)
                      + " Pass skip_unsupported=True to leave it dense.")
 
 
@@ -137,13 +138,13 @@ def _copy_model(model, clone_layer_function, skip_unsupported):
         copies.append((layer, fresh))
         if isinstance(layer, _wrapper.PruneLowMagnitude):
             return fresh
-        if _wrapper.is_prunable(layer):
+        if pruning_rules.is_prunable(layer):
             inner = fresh
             copies[-1] = (layer, inner)
             return clone_layer_function(inner)
         if skip_unsupported or _leave_alone(layer):
             return fresh
-        raise ValueError(_wrapper.unsupported_message(layer) + " Pass skip_unsupported=True to leave it dense.")
+        raise ValueError(pruning_rules.unsupported_message(layer) + " Pass skip_unsupported=True to leave it dense.")
 
     new = keras.models.clone_model(model, clone_function=clone, recursive=True)
     for original, fresh in copies:
@@ -239,9 +240,9 @@ def sparsity_report(model):
                 continue
             for variable, value, threshold in zip(layer.pruned_weights, layer.masked_weights(), layer.thresholds):
                 rows.append(_row(layer.name, variable, value, float(keras.ops.convert_to_numpy(threshold))))
-        elif _wrapper.is_prunable(layer) and layer.built and not isinstance(layer, keras.Model):
+        elif pruning_rules.is_prunable(layer) and layer.built and not isinstance(layer, keras.Model):
             try:
-                found = _wrapper.prunable_weights(layer)
+                found = pruning_rules.prunable_weights(layer)
             except ValueError:
                 continue
             for variable, _ in found:

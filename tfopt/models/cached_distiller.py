@@ -3,7 +3,7 @@
 import keras
 
 from tfopt import _checks
-from tfopt.models._outputs import INPUTS_KEY, TEACHER_KEY, as_loss_instance, ends_in_probabilities
+from tfopt.models._distillation import INPUTS_KEY, TEACHER_KEY, as_loss_instance, ends_in_probabilities
 from tfopt.models.soft_target_distillation import SoftTargetDistillation
 
 

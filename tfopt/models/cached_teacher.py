@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from tfopt import _checks
-from tfopt.models._outputs import INPUTS_KEY, TEACHER_KEY
+from tfopt.models._distillation import INPUTS_KEY, TEACHER_KEY
 
 
 def cache_teacher_outputs(teacher, x, y=None, *, batch_size=256, path=None):

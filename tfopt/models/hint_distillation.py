@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from tfopt.models._outputs import replicas_in_sync
+from tfopt.models._distillation import replicas_in_sync
 
 
 @keras.saving.register_keras_serializable(package="tfopt")

@@ -65,8 +65,7 @@ class SharpnessAwareMinimization(keras.Model):
         if not isinstance(model, keras.Model):
             raise TypeError(f"Argument `model` must be a keras.Model. Received: model of type {type(model).__name__}")
         rho = _checks.finite_number("rho", rho, positive=True)
-        if not isinstance(adaptive, bool):
-            raise TypeError(f"Argument `adaptive` must be True or False. Received: adaptive={adaptive!r}")
+        _checks.boolean("adaptive", adaptive)
         eta = _checks.finite_number("eta", eta)
         backend = keras.backend.backend()
         if backend not in ("tensorflow", "jax"):

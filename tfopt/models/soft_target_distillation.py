@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.models._outputs import replicas_in_sync
+from tfopt.models._distillation import replicas_in_sync
 
 _TINY = 1e-7
 
@@ -49,8 +49,7 @@ class SoftTargetDistillation(keras.distillation.LogitsDistillation):
 
     def __init__(self, temperature=4.0, from_logits=True):
         temperature = _checks.finite_number("temperature", temperature, positive=True)
-        if not isinstance(from_logits, bool):
-            raise TypeError(f"Argument `from_logits` must be True or False. Received: from_logits={from_logits!r}")
+        _checks.boolean("from_logits", from_logits)
         super().__init__(temperature=temperature, loss="kl_divergence")
         self.from_logits = from_logits
 

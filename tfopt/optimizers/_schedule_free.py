@@ -11,9 +11,10 @@ from keras import ops
 
 from tfopt import _checks
 from tfopt.optimizers import _base, _common
+from tfopt.optimizers._eval_swap import EvalSwapMixin
 
 
-class ScheduleFreeOptimizer(_base.Optimizer):
+class ScheduleFreeOptimizer(EvalSwapMixin, _base.Optimizer):
     """Base of the Schedule-Free optimizers; subclasses define `_direction(gradient, variable)`, the step direction
     before weight decay (the gradient for SGD, the preconditioned gradient for AdamW), and may define `_lr_factor`.
 
@@ -123,33 +124,18 @@ class ScheduleFreeOptimizer(_base.Optimizer):
             self.assign(z_slot, z)
         self.assign_add(variable, ckp1 * (z - y) - lr * (1.0 - ckp1) * (1.0 - beta_1) * direction)
 
-    def _check_swappable(self, variables):
-        known = []
-        for variable in variables:
-            try:
-                known.append((variable, self._z[self._get_variable_index(variable)]))
-            except KeyError:
-                raise ValueError(
-                    f"Argument `variables` must hold only variables this optimizer trains. Received: "
-                    f"{variable.path} is not one of them."
-                ) from None
-        return known
+    def _eval_slots(self):
+        return self._z
 
-    def _swap(self, variables, to_eval):
-        if not self.built:
-            return
-        pairs = self._check_swappable(variables)
-        in_eval = bool(ops.convert_to_numpy(self._eval_mode))
-        if in_eval == to_eval:
-            return
+    def _swap_moves_weights(self):
         # Before the first update z is not filled in yet and x = y = z: nothing to move.
-        if int(ops.convert_to_numpy(self.iterations)) > 0:
-            for variable, z in pairs:
-                if to_eval:
-                    variable.assign((variable - (1.0 - self.beta_1) * z) / self.beta_1)
-                else:
-                    variable.assign(self.beta_1 * variable + (1.0 - self.beta_1) * z)
-        self._eval_mode.assign(1 if to_eval else 0)
+        return int(ops.convert_to_numpy(self.iterations)) > 0
+
+    def _exchange(self, variable, z, to_eval):
+        if to_eval:
+            variable.assign((variable - (1.0 - self.beta_1) * z) / self.beta_1)
+        else:
+            variable.assign(self.beta_1 * variable + (1.0 - self.beta_1) * z)
 
     def swap_to_eval(self, variables):
         """Puts the evaluation point `x = (y - (1 - beta_1) z) / beta_1` into `variables` (which hold y).
@@ -164,11 +150,6 @@ class ScheduleFreeOptimizer(_base.Optimizer):
     def swap_to_train(self, variables):
         """Puts the gradient point `y = beta_1 x + (1 - beta_1) z` back into `variables` (which hold x)."""
         self._swap(variables, to_eval=False)
-
-    @property
-    def in_eval_mode(self):
-        """True while the trained variables hold the evaluation point x (after `swap_to_eval`)."""
-        return self.built and bool(ops.convert_to_numpy(self._eval_mode))
 
     def get_config(self):
         config = super().get_config()

@@ -16,7 +16,7 @@ class ScheduleFreeSGD(ScheduleFreeOptimizer):
     variables hold during training; evaluate, predict and save at `x`, the average: wrap `fit` with
     `tfopt.callbacks.ScheduleFreeEval` (or call `swap_to_eval` / `swap_to_train` with the model's trainable
     variables). Models with BatchNormalization should recompute its statistics at `x` before evaluating (see
-    `tfopt.callbacks.swa_eval.recompute_batch_norm_statistics`), as the reference recommends.
+    `tfopt.callbacks.recompute_batch_norm_statistics`), as the reference recommends.
 
     This follows the reference implementation (facebookresearch/schedule_free, `SGDScheduleFree`). With `g` the
     gradient at y, `k` the update index (0 first) and `lr` the learning rate:

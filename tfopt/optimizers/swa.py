@@ -5,11 +5,12 @@ from keras import ops
 
 from tfopt import _checks
 from tfopt.optimizers import _common
+from tfopt.optimizers._eval_swap import EvalSwapMixin
 from tfopt.optimizers._wrapper import OptimizerWrapper
 
 
 @keras.saving.register_keras_serializable(package="tfopt")
-class SWA(OptimizerWrapper):
+class SWA(EvalSwapMixin, OptimizerWrapper):
     """Wraps any optimizer and keeps the running average of its weights, taken every few steps late in training.
 
     Averaging the weights SGD visits along a high or cyclical learning rate lands in a wider, flatter region of
@@ -17,8 +18,8 @@ class SWA(OptimizerWrapper):
     the last 20-25% of a run: train normally, then continue with a constant or cyclical learning rate while SWA
     averages every `average_period` steps (or once per epoch), and evaluate and ship the average. The model trains
     on its own weights; the average lives in optimizer slots, and `swap_to_eval` / `swap_to_train` exchange the
-    two (exactly, in place). `tfopt.callbacks.swa_eval.SWAEval` does so around evaluation, prediction and saving,
-    and `recompute_batch_norm_statistics` in the same module refreshes BatchNormalization statistics for the
+    two (exactly, in place). `tfopt.callbacks.SWAEval` does so around evaluation, prediction and saving,
+    and `tfopt.callbacks.recompute_batch_norm_statistics` refreshes BatchNormalization statistics for the
     averaged weights, which SWA requires for networks with BatchNormalization.
 
     With `theta_t` the weights after the inner optimizer's update number `t` (1, 2, ...), `s = start_averaging`,
@@ -110,23 +111,16 @@ class SWA(OptimizerWrapper):
             return 0
         return (steps - self._first_snapshot) // self.average_period + 1
 
-    def _swap(self, variables, to_eval):
-        if not self.built or self.in_eval_mode == to_eval:
-            return
-        if to_eval and self.averaged_snapshots == 0:
-            return  # No average yet: the model keeps its weights and stays in training mode.
-        for variable in variables:
-            try:
-                average = self._averages[self._get_variable_index(variable)]
-            except KeyError:
-                raise ValueError(
-                    f"Argument `variables` must hold only variables this optimizer trains. Received: "
-                    f"{variable.path} is not one of them."
-                ) from None
-            weights = ops.copy(ops.convert_to_tensor(variable))
-            variable.assign(average)
-            average.assign(weights)
-        self._eval_mode.assign(1 if to_eval else 0)
+    def _eval_slots(self):
+        return self._averages
+
+    def _has_eval_weights(self):
+        return self.averaged_snapshots > 0  # No average yet: the model keeps its weights, in training mode.
+
+    def _exchange(self, variable, average, to_eval):
+        weights = ops.copy(ops.convert_to_tensor(variable))
+        variable.assign(average)
+        average.assign(weights)
 
     def swap_to_eval(self, variables):
         """Exchanges `variables` (the trained weights) with their averages, for evaluation, prediction or saving.
@@ -140,11 +134,6 @@ class SWA(OptimizerWrapper):
     def swap_to_train(self, variables):
         """Puts the trained weights back into `variables` (and the averages back into the slots)."""
         self._swap(variables, to_eval=False)
-
-    @property
-    def in_eval_mode(self):
-        """True while the model's variables hold the averages (after `swap_to_eval`)."""
-        return self.built and bool(ops.convert_to_numpy(self._eval_mode))
 
     def _wrapper_config(self):
         return {"start_averaging": self.start_averaging, "average_period": self.average_period}

@@ -52,16 +52,6 @@ def load_data(path):
     return arrays
 
 
-def _parse_structure(structure):
-    if structure is None:
-        return None
-    text = str(structure)
-    parts = text.split(":")
-    if len(parts) == 2 and all(p.isdigit() for p in parts) and 0 < int(parts[0]) < int(parts[1]):
-        return int(parts[0]), int(parts[1])
-    raise ValueError(f"Argument `structure` must be 'N:M' with 0 < N < M, e.g. '2:4'. Received: structure={text!r}")
-
-
 def _loss_for(model, y):
     """The loss the model was compiled with, else one inferred from the labels and the output layer."""
     if getattr(model, "loss", None) is not None:
@@ -167,7 +157,7 @@ def compress(
         sparsity = _checks.number("sparsity", sparsity, 0.0, 1.0, low_open=True, high_open=True)
     if channels is not None:
         channels = _checks.number("channels", channels, 0.0, 1.0, low_open=True, high_open=True)
-    n_m = _parse_structure(structure)
+    n_m = _checks.n_m_structure("structure", structure, optional=True)
     if quantize is not None:
         _checks.choice("quantize", quantize, _QUANTIZE)
     if clusters is not None:

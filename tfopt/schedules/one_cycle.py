@@ -80,8 +80,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         super().__init__()
         self.max_learning_rate = _checks.finite_number("max_learning_rate", max_learning_rate, positive=True)
         self.total_steps = _checks.integer("total_steps", total_steps, 1)
-        if not isinstance(three_phase, bool):
-            raise TypeError(f"Argument `three_phase` must be True or False. Received: three_phase={three_phase!r}")
+        _checks.boolean("three_phase", three_phase)
         self.three_phase = three_phase
         if three_phase:
             # The rise and the mirrored fall take 2 * pct_start of the steps; the final anneal needs the rest.

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tfopt import _checks
+
 
 def auto_mixed_precision(strategy=None, apply=True):
     """Picks the mixed-precision policy for the accelerator: "mixed_bfloat16" on TPU, "mixed_float16" on GPUs with
@@ -28,8 +30,7 @@ def auto_mixed_precision(strategy=None, apply=True):
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(f"Argument `strategy` must be a tf.distribute.Strategy or None. Received: "
                         f"strategy={strategy!r} of type {type(strategy).__name__}")
-    if not isinstance(apply, bool):
-        raise TypeError(f"Argument `apply` must be a bool. Received: apply={apply!r}")
+    _checks.boolean("apply", apply)
     tpu = isinstance(strategy, tf.distribute.TPUStrategy) or bool(tf.config.list_logical_devices("TPU"))
     capabilities = [
         tf.config.experimental.get_device_details(gpu).get("compute_capability")

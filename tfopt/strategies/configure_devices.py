@@ -27,8 +27,7 @@ def configure_devices(memory_growth=True, visible_gpus=None, logical_cpus=None):
     Returns:
         A dict: `gpus` (names of the visible GPUs), `memory_growth`, `cpus` (names of the logical CPU devices).
     """
-    if not isinstance(memory_growth, bool):
-        raise TypeError(f"Argument `memory_growth` must be a bool. Received: memory_growth={memory_growth!r}")
+    _checks.boolean("memory_growth", memory_growth)
     gpus = tf.config.list_physical_devices("GPU")
     if visible_gpus is not None:
         if not isinstance(visible_gpus, list | tuple) or not all(

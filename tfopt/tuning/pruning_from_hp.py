@@ -73,8 +73,7 @@ def pruning_from_hp(hp, total_steps, sparsity=(0.5, 0.9), schedules=SCHEDULES, s
         structures = [_structure_name(i, s) for i, s in enumerate(structures)]
     structures = _hp.check_choices("structures", structures)
     scopes = _hp.check_choices("scopes", scopes, SCOPES)
-    if not isinstance(optional, bool):
-        raise TypeError(f"Argument `optional` must be True or False. Received: optional={optional!r}")
+    _checks.boolean("optional", optional)
     if optional and not hp.Boolean("pruning"):
         return None
     with _maybe_scope(hp, optional):

@@ -1,6 +1,7 @@
 """quantization_from_hp: a Keras Tuner search space over quantization-aware training (QAT), as the arguments of
 `tfopt.compression.quantize_model`."""
 
+from tfopt import _checks
 from tfopt.tuning import _hp
 
 
@@ -32,14 +33,12 @@ def quantization_from_hp(hp, optional=True, ema_decays=(0.99, 0.999)):
           Integer-Arithmetic-Only Inference", https://arxiv.org/abs/1712.05877
     """
     _hp.check_hp(hp)
-    if not isinstance(optional, bool):
-        raise TypeError(f"Argument `optional` must be True or False. Received: optional={optional!r}")
+    _checks.boolean("optional", optional)
     if isinstance(ema_decays, str) or not isinstance(ema_decays, (list, tuple)) or not ema_decays:
         raise ValueError(f"Argument `ema_decays` must be a non-empty list of numbers in [0, 1). Received: "
                          f"ema_decays={ema_decays!r}")
     for i, decay in enumerate(ema_decays):
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
-            raise ValueError(f"Argument `ema_decays` must hold numbers in [0, 1). Received: ema_decays[{i}]={decay!r}")
+        _checks.number(f"ema_decays[{i}]", decay, 0, 1, high_open=True)
     if optional and not hp.Boolean("quantization"):
         return None
     if optional:
