@@ -158,7 +158,7 @@ BASE_OPTIONS = [
     ({"clipnorm": 1.0, "clipvalue": 1.0}, ValueError, r"Only one of `clipnorm`, `clipvalue` and `global_clipnorm`"),
     ({"weight_decay": -0.1}, ValueError, r"`weight_decay` must be a finite number >= 0"),
     ({"use_ema": 1}, TypeError, r"`use_ema` must be a bool. Received: use_ema=1"),
-    ({"ema_momentum": 1.5}, ValueError, r"`ema_momentum` must be a number in the \[0, 1\] range"),
+    ({"ema_momentum": 1.5}, ValueError, r"`ema_momentum` must be a number in \[0, 1\]"),
     ({"ema_overwrite_frequency": 0}, ValueError, r"`ema_overwrite_frequency` must be an integer >= 1 or None"),
     ({"loss_scale_factor": -2.0}, ValueError, r"`loss_scale_factor` must be a finite number > 0 or None"),
     ({"gradient_accumulation_steps": 1}, ValueError, r"`gradient_accumulation_steps` must be an integer >= 2 or "

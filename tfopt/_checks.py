@@ -33,7 +33,7 @@ def number(name, value, low=None, high=None, *, low_open=False, high_open=False,
     if optional and value is None:
         return None
     if low is not None and high is not None:
-        allowed = f"a number in the {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'} range"
+        allowed = f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     elif low is not None:
         allowed = f"a {'' if allow_inf else 'finite '}number {'>' if low_open else '>='} {low}"
     else:
@@ -63,7 +63,7 @@ def integer(name, value, minimum, maximum=None, *, optional=False):
     passes through."""
     if optional and value is None:
         return None
-    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in the [{minimum}, {maximum}] range"
+    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
     if optional:
         allowed = f"{allowed} or None"
     if not _is_integer(value):
@@ -87,7 +87,6 @@ def learning_rate(value, positive=False):
     numbers become floats. A schedule or a callable is evaluated once, at step 0, and refused when that value is
     not a finite number >= 0 (a callable returning NaN, a schedule that overflows at once)."""
     import keras
-
 
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or callable(value):
         _first_learning_rate(value)
@@ -121,7 +120,6 @@ def schedule_or_rate(name, value):
     """A `LearningRateSchedule`, or a number >= 0 that stands for a constant learning rate (returned as float)."""
     import keras
 
-
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
         return value
     if _is_real(value):
@@ -139,6 +137,24 @@ def log_dir(value, optional=False):
         raise TypeError(f"Argument `log_dir` must be {allowed}. Received: log_dir={value!r} of type "
                         f"{type(value).__name__}")
     return os.fspath(value)
+
+
+def n_m_structure(name, value, optional=False):
+    """An N:M sparsity structure (N non-zero weights in every M): the string "N:M" or a pair of integers with
+    0 < N < M, returned as the tuple `(n, m)`; with `optional`, None passes through."""
+    if optional and value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split(":")
+        pair = tuple(int(p) for p in parts) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_integer(v) for v in value):
+        pair = tuple(int(v) for v in value)
+    else:
+        raise TypeError(f"Argument `{name}` must be a string 'N:M' or a pair (N, M) of integers, e.g. '2:4'. "
+                        f"Received: {name}={value!r} of type {type(value).__name__}")
+    if pair is None or not 0 < pair[0] < pair[1]:
+        raise ValueError(f"Argument `{name}` must be 'N:M' with 0 < N < M, e.g. '2:4'. Received: {name}={value!r}")
+    return pair
 
 
 def _first_learning_rate(value):
@@ -423,21 +439,3 @@ def writable_folder(name, value):
         raise ValueError(f"Argument `{name}` must be a writable folder. Received: {name}={value!r} ({existing!r} is "
                          "not writable)")
     return value
-
-
-def n_m_structure(name, value, optional=False):
-    """An N:M sparsity structure (N non-zero weights in every M): the string "N:M" or a pair of integers with
-    0 < N < M, returned as the tuple `(n, m)`; with `optional`, None passes through."""
-    if optional and value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.split(":")
-        pair = tuple(int(p) for p in parts) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_integer(v) for v in value):
-        pair = tuple(int(v) for v in value)
-    else:
-        raise TypeError(f"Argument `{name}` must be a string 'N:M' or a pair (N, M) of integers, e.g. '2:4'. "
-                        f"Received: {name}={value!r} of type {type(value).__name__}")
-    if pair is None or not 0 < pair[0] < pair[1]:
-        raise ValueError(f"Argument `{name}` must be 'N:M' with 0 < N < M, e.g. '2:4'. Received: {name}={value!r}")
-    return pair
