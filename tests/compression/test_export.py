@@ -272,5 +272,6 @@ def test_int8_of_a_model_with_float_layers_is_an_error(tmp_path):
 
 
 def test_inspect_rejects_a_missing_file():
-    with pytest.raises(ValueError, match="Argument `path`: no TFLite file at 'missing.tflite'"):
+    with pytest.raises(ValueError, match=r"Argument `path` must be an existing TFLite flatbuffer file. Received: "
+                                         r"path='missing.tflite', which does not exist"):
         inspect_tflite("missing.tflite")

@@ -168,7 +168,8 @@ def test_latency_is_the_median_of_batch1_calls(monkeypatch):
     [
         (object(), {}, TypeError, "`model` must be a keras.Model or the path of a .tflite file. Received: object"),
         ("model.h5", {}, ValueError, "path ending in `.tflite`"),
-        ("missing.tflite", {}, ValueError, "no TFLite file at 'missing.tflite'"),
+        ("missing.tflite", {}, ValueError,
+         "`model` must be an existing TFLite flatbuffer file. Received: model='missing.tflite', which does not exist"),
     ],
 )
 def test_rejects_what_it_cannot_measure(model, kwargs, error, message):
