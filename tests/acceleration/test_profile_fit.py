@@ -329,7 +329,7 @@ def _not_a_model():
             TypeError,
             "`model_fn` must return a keras.Model. Received: model_fn() returned str",
         ),
-        ({"model_fn": 3}, TypeError, "`model_fn` must be a callable returning a keras.Model"),
+        ({"model_fn": 3}, TypeError, "`model_fn` must be a callable returning a fresh keras.Model"),
         ({"x": np.zeros((0, 8))}, ValueError, "`x` must contain at least one example"),
         ({"y": np.zeros(10)}, ValueError, "same number of examples. Received: len(x)=256, len(y)=10"),
         ({"y": None}, ValueError, "`y` is required when `x` is an array"),
