@@ -1,5 +1,6 @@
 """NonFiniteGuard: stop or skip the training steps whose gradients or weights are not finite."""
 
+import math
 import weakref
 
 import keras
@@ -19,6 +20,11 @@ def _guarded_optimizer(optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.inner_optimizer
     return optimizer
+
+
+def _finite_logs(logs):
+    """Whether every number in the (already read) batch logs is finite."""
+    return all(math.isfinite(v) for v in (logs or {}).values() if isinstance(v, (int, float)))
 
 
 def _first_nonfinite_weight(model):
@@ -49,7 +55,8 @@ class NonFiniteGuard(SummaryWriterCallback):
         a weight that is not finite after an update stops `fit` in both modes (it cannot be skipped)
 
     The check is keras.ops (TensorFlow and JAX) and adds no device-to-host copy to the step: its state is one
-    optimizer variable, read every `check_every` batches where Keras reads the step's logs (in Keras's batch-end
+    optimizer variable, read every `check_every` batches (or at once after a non-finite logged loss) where Keras
+    reads the step's logs (in Keras's batch-end
     worker thread when no other callback needs the batch end synchronously). The count of
     skipped steps of the `fit` is `skipped_steps` in the batch and epoch logs (so in `History`) and, with `log_dir`, a
     TensorBoard scalar. tfopt's optimizers and wrappers also take `skip_nonfinite=True`, the same skip without the
@@ -57,7 +64,10 @@ class NonFiniteGuard(SummaryWriterCallback):
 
     Args:
         mode: "raise" (default) or "skip".
-        check_every: read the state every this many batches, an integer >= 1. Default 1.
+        check_every: read the state every this many batches (and after any batch whose logged loss is not finite,
+            and at every epoch end), an integer >= 1. Default 10: each read is a device-to-host copy, and in
+            "raise" mode the updates freeze at the first bad step, so a later read loses nothing but the steps
+            in between.
         log_dir: None (default) or the TensorBoard folder; the scalar goes to `log_dir/nonfinite`.
         update_freq: "epoch" (default) or every how many batches to write the scalar (its step: the optimizer's
             step when `fit` began plus the batches trained).
@@ -76,7 +86,7 @@ class NonFiniteGuard(SummaryWriterCallback):
     subdir = "nonfinite"
     async_safe = True  # its batch-end read runs beside the next step, as Keras's logs do without it
 
-    def __init__(self, mode="raise", check_every=1, log_dir=None, update_freq="epoch"):
+    def __init__(self, mode="raise", check_every=10, log_dir=None, update_freq="epoch"):
         super().__init__(log_dir, update_freq, optional_log_dir=True)
         self.mode = _checks.choice("mode", mode, _nonfinite.MODES)
         self.check_every = _checks.integer("check_every", check_every, 1)
@@ -183,7 +193,8 @@ class NonFiniteGuard(SummaryWriterCallback):
         # the next step wait: a bad step stops the loop here, and the error is raised in the main thread, at the
         # epoch's or the training's end (the updates are frozen meanwhile).
         self._batches += 1
-        if self._batches % self.check_every == 0 and self._error is None:
+        due = self._batches % self.check_every == 0 or not _finite_logs(logs)
+        if due and self._error is None:
             self._error = self._check(logs)
             if self._error is not None:
                 self._model.stop_training = True

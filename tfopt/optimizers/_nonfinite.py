@@ -88,9 +88,11 @@ def reset_record(optimizer):
 def status(optimizer, value=None):
     """`(skipped_steps, kind, variable_name, step)` from the state (or its current value `value`, e.g. from a
     JAX train state); kind is None, "gradient" or "weight"."""
-    state = optimizer._nonfinite_state
-    values = ops.convert_to_numpy(state if value is None else value).tolist()
-    skipped, kind, index, step = (int(v) for v in values)
+    if value is None:
+        value = optimizer._nonfinite_state.value
+    # `numpy()` where the tensor has it (TensorFlow: one read, no conversion layers), else NumPy's conversion.
+    values = value.numpy() if hasattr(value, "numpy") else ops.convert_to_numpy(value)
+    skipped, kind, index, step = (int(v) for v in values.tolist())
     if not kind:
         return skipped, None, None, None
     variables = optimizer._trainable_variables
