@@ -2,7 +2,7 @@
 
 Each runs on the TensorFlow and JAX backends, takes the Keras base options (`weight_decay`, `clipnorm`,
 `global_clipnorm`, `use_ema`, `gradient_accumulation_steps`, `loss_scale_factor`, ...), works inside
-`LossScaleOptimizer` and `tf.distribute`, and survives `model.save` / `keras.models.load_model` with its state.
+`LossScaleOptimizer` and `tf.distribute`, takes `skip_nonfinite=True` (a step with NaN/inf gradients is skipped), and survives `model.save` / `keras.models.load_model` with its state.
 Importing this package registers them all for loading.
 
 Public objects:
