@@ -1,9 +1,10 @@
 """Optimizers Keras 3 lacks, one algorithm per file, as `keras.optimizers.Optimizer` subclasses in keras.ops.
 
 Each runs on the TensorFlow and JAX backends, takes the Keras base options (`weight_decay`, `clipnorm`,
-`global_clipnorm`, `use_ema`, `gradient_accumulation_steps`, `loss_scale_factor`, ...), works inside
-`LossScaleOptimizer` and `tf.distribute`, takes `skip_nonfinite=True` (a step with NaN/inf gradients is skipped), and survives `model.save` / `keras.models.load_model` with its state.
-Importing this package registers them all for loading.
+`global_clipnorm`, `use_ema`, `gradient_accumulation_steps`, `loss_scale_factor`, ...; checked in one place, the
+shared base `tfopt.optimizers._base.Optimizer`) and `skip_nonfinite=True` (a step with NaN/inf gradients is
+skipped), works inside `LossScaleOptimizer` and `tf.distribute`, and survives `model.save` /
+`keras.models.load_model` with its state. Importing this package registers them all for loading.
 
 Public objects:
     RAdam: Adam with the variance of its adaptive step rectified; no warmup needed.
