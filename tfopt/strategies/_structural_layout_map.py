@@ -1,0 +1,111 @@
+"""A `keras.distribution.LayoutMap` keyed by exact variable paths that still finds a variable when the model is
+built again with unnamed layers (Keras only: no TensorFlow, no JAX).
+
+Keras names an unnamed layer from a per-process counter (`dense`, `dense_1`, ... `dense_7`), so the paths of a
+second build of the same architecture differ from the first (`sequential_3/dense_7/kernel` for
+`sequential/dense/kernel`). Every path component is therefore read as its *structural position*: the base name
+without the counter suffix and the component's rank among the siblings of that base under the same parent. In the
+reference build the rank is the order of the counters (the order the layers were constructed); in a build that is
+under way it is the order in which Keras asks for the layouts (the order the layers create their variables, which
+for the same code is the order they were constructed). Both builds then give `sequential#0/dense#1/kernel#0` for
+the second Dense layer's kernel, and the layout of the reference path is found. A name that is not an auto-name
+(`up`, `query`) is its own base with rank 0, so named layers match by name.
+
+One map serves one rebuilt model per parent path: a functional model's variables have no model prefix, so building
+two functional models under one distribution scope gives the second one ranks after the first one's (its
+variables then find no layout and stay replicated, which `sharding_report` shows).
+"""
+
+import re
+
+import keras
+
+_AUTO_NAME = re.compile(r"^(.*?)(?:_(\d+))?$")
+
+
+def split_name(component):
+    """(`dense`, 7) for `dense_7`, (`dense`, 0) for `dense`: a path component's base and counter suffix."""
+    base, number = _AUTO_NAME.match(component).groups()
+    return (base or component), int(number or 0)
+
+
+def canonical_paths(paths):
+    """For the variable paths of one built model: {path: structural path}, ranks by counter order."""
+    siblings = {}
+    for path in paths:
+        parts = path.split("/")
+        for i, part in enumerate(parts):
+            base, number = split_name(part)
+            siblings.setdefault(("/".join(parts[:i]), base), set()).add((number, part))
+    ranks = {key: {part: r for r, (_, part) in enumerate(sorted(names))} for key, names in siblings.items()}
+    canonical = {}
+    for path in paths:
+        parts = path.split("/")
+        pieces = []
+        for i, part in enumerate(parts):
+            base, _ = split_name(part)
+            pieces.append(f"{base}#{ranks[('/'.join(parts[:i]), base)][part]}")
+        canonical[path] = "/".join(pieces)
+    return canonical
+
+
+class StructuralLayoutMap(keras.distribution.LayoutMap):
+    """A LayoutMap over the exact variable paths of a reference build, looked up by structural position.
+
+    Args:
+        device_mesh: the `keras.distribution.DeviceMesh` of the layouts.
+        reference_paths: every variable path of the reference build (also those left replicated), so that ranks
+            are counted over the whole model.
+        replicated: {path: reason} of the variables a rule would have sharded but could not; kept for the report.
+    """
+
+    def __init__(self, device_mesh, reference_paths, replicated=None):
+        super().__init__(device_mesh)
+        self._canonical = canonical_paths(list(reference_paths))
+        self._reference_by_structure = {c: p for p, c in self._canonical.items()}
+        self._by_structure = {}
+        self._seen = {}
+        self.replicated = dict(replicated or {})
+
+    def __setitem__(self, key, layout):
+        if key not in self._canonical:
+            raise ValueError(f"Argument `key` must be a variable path of the reference model. Received: key={key!r}")
+        super().__setitem__(key, layout)
+        self._by_structure[self._canonical[key]] = key
+
+    def __delitem__(self, key):
+        self._by_structure.pop(self._canonical[key], None)
+        return super().__delitem__(key)
+
+    def structural_path(self, path):
+        """The structural path of `path` in the build under way (records its components' first-seen ranks)."""
+        parts = path.split("/")
+        pieces = []
+        for i, part in enumerate(parts):
+            base, _ = split_name(part)
+            seen = self._seen.setdefault(("/".join(parts[:i]), base), [])
+            if part not in seen:
+                seen.append(part)
+            pieces.append(f"{base}#{seen.index(part)}")
+        return "/".join(pieces)
+
+    @staticmethod
+    def structural_paths(paths):
+        """{path: structural path} for all the variable paths of one built model (no state recorded)."""
+        return canonical_paths(list(paths))
+
+    def key_for_structure(self, structural):
+        """The reference path at a structural path, or None."""
+        return self._by_structure.get(structural)
+
+    def reference_for_structure(self, structural):
+        """The reference variable path (laid out or not) at a structural path, or None."""
+        return self._reference_by_structure.get(structural)
+
+    def reference_path(self, path):
+        """The reference path whose layout applies to `path` of the build under way, or None."""
+        return self._by_structure.get(self.structural_path(path))
+
+    def __getitem__(self, key):
+        reference = self.reference_path(key)
+        return None if reference is None else super().__getitem__(reference)
