@@ -5,9 +5,10 @@ Keras names an unnamed layer from a per-process counter (`dense`, `dense_1`, ...
 second build of the same architecture differ from the first (`sequential_3/dense_7/kernel` for
 `sequential/dense/kernel`). Every path component is therefore read as its *structural position*: the base name
 without the counter suffix and the component's rank among the siblings of that base under the same parent. In the
-reference build the rank is the order of the counters (the order the layers were constructed); in a build that is
-under way it is the order in which Keras asks for the layouts (the order the layers create their variables, which
-for the same code is the order they were constructed). Both builds then give `sequential#0/dense#1/kernel#0` for
+reference build the rank is the order of the model's weights (graph order: a layer is built when it is first
+called); in a build that is under way it is the order in which Keras asks for the layouts, which is the order the
+layers create their variables: the same graph order for the same code (not the counters' order, which is the
+order of construction: `Dense(32)(Dense(64)(x))` constructs the outer layer first but builds it second). Both builds then give `sequential#0/dense#1/kernel#0` for
 the second Dense layer's kernel, and the layout of the reference path is found. A name that is not an auto-name
 (`up`, `query`) is its own base with rank 0, so named layers match by name.
 
@@ -30,21 +31,18 @@ def split_name(component):
 
 
 def canonical_paths(paths):
-    """For the variable paths of one built model: {path: structural path}, ranks by counter order."""
-    siblings = {}
-    for path in paths:
-        parts = path.split("/")
-        for i, part in enumerate(parts):
-            base, number = split_name(part)
-            siblings.setdefault(("/".join(parts[:i]), base), set()).add((number, part))
-    ranks = {key: {part: r for r, (_, part) in enumerate(sorted(names))} for key, names in siblings.items()}
+    """For the variable paths of one built model, in the model's order: {path: structural path}."""
+    seen = {}
     canonical = {}
     for path in paths:
         parts = path.split("/")
         pieces = []
         for i, part in enumerate(parts):
             base, _ = split_name(part)
-            pieces.append(f"{base}#{ranks[('/'.join(parts[:i]), base)][part]}")
+            names = seen.setdefault(("/".join(parts[:i]), base), [])
+            if part not in names:
+                names.append(part)
+            pieces.append(f"{base}#{names.index(part)}")
         canonical[path] = "/".join(pieces)
     return canonical
 
@@ -107,5 +105,7 @@ class StructuralLayoutMap(keras.distribution.LayoutMap):
         return self._by_structure.get(self.structural_path(path))
 
     def __getitem__(self, key):
+        if key in self._canonical:  # a path of the reference build itself (or a model that kept its names)
+            return super().__getitem__(key) if key in self._layout_map else None
         reference = self.reference_path(key)
         return None if reference is None else super().__getitem__(reference)
