@@ -97,6 +97,10 @@ def model_parallel(out):
             result["saved"] = {
                 "plain_max_diff": float(np.abs(loaded_plain.predict(x, verbose=0) - expected).max()),
                 "sharded_max_diff": float(np.abs(sharded_prediction - expected).max()),
+                "weights_diff": max(float(np.abs(a - b).max()) for a, b in zip(loaded.get_weights(),
+                                                                               model.get_weights())),
+                "plain_weights_diff": max(float(np.abs(a - b).max()) for a, b in zip(loaded_plain.get_weights(),
+                                                                                     model.get_weights())),
                 "optimizer_diff": max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                                       for a, b in zip(loaded.optimizer.variables, model.optimizer.variables)),
                 "report": dict(sharding_report(loaded)),
