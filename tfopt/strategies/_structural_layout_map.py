@@ -61,6 +61,13 @@ class StructuralLayoutMap(keras.distribution.LayoutMap):
         super().__init__(device_mesh)
         self._canonical = canonical_paths(list(reference_paths))
         self._reference_by_structure = {c: p for p, c in self._canonical.items()}
+        # A Sequential's layers are built under its name when it is constructed, but outside it when the model is
+        # loaded from a .keras file (`sequential/dense/kernel` saved, `dense/kernel` loaded): with one root
+        # component, positions also match without it.
+        roots = {c.split("/", 1)[0] for c in self._canonical.values()}
+        self._tails = {} if len(roots) != 1 else {
+            c.split("/", 1)[1]: p for p, c in self._canonical.items() if c.count("/") >= 2}
+        self._by_tail = {}
         self._by_structure = {}
         self._seen = {}
         self.replicated = dict(replicated or {})
@@ -69,10 +76,14 @@ class StructuralLayoutMap(keras.distribution.LayoutMap):
         if key not in self._canonical:
             raise ValueError(f"Argument `key` must be a variable path of the reference model. Received: key={key!r}")
         super().__setitem__(key, layout)
-        self._by_structure[self._canonical[key]] = key
+        structural = self._canonical[key]
+        self._by_structure[structural] = key
+        if structural.count("/") >= 2 and self._tails:
+            self._by_tail[structural.split("/", 1)[1]] = key
 
     def __delitem__(self, key):
         self._by_structure.pop(self._canonical[key], None)
+        self._by_tail = {t: k for t, k in self._by_tail.items() if k != key}
         return super().__delitem__(key)
 
     def structural_path(self, path):
@@ -92,17 +103,26 @@ class StructuralLayoutMap(keras.distribution.LayoutMap):
         """{path: structural path} for all the variable paths of one built model (no state recorded)."""
         return canonical_paths(list(paths))
 
+    @staticmethod
+    def _find(structural, full, tails):
+        found = full.get(structural)
+        if found is None and tails:
+            found = tails.get(structural)  # a loaded Sequential: no root component
+        if found is None and structural.count("/") >= 2:
+            found = full.get(structural.split("/", 1)[1])  # the reference was the loaded one
+        return found
+
     def key_for_structure(self, structural):
-        """The reference path at a structural path, or None."""
-        return self._by_structure.get(structural)
+        """The laid-out reference path at a structural path, or None."""
+        return self._find(structural, self._by_structure, self._by_tail)
 
     def reference_for_structure(self, structural):
         """The reference variable path (laid out or not) at a structural path, or None."""
-        return self._reference_by_structure.get(structural)
+        return self._find(structural, self._reference_by_structure, self._tails)
 
     def reference_path(self, path):
         """The reference path whose layout applies to `path` of the build under way, or None."""
-        return self._by_structure.get(self.structural_path(path))
+        return self.key_for_structure(self.structural_path(path))
 
     def __getitem__(self, key):
         if key in self._canonical:  # a path of the reference build itself (or a model that kept its names)
