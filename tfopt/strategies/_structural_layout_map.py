@@ -8,9 +8,11 @@ without the counter suffix and the component's rank among the siblings of that b
 reference build the rank is the order of the model's weights (graph order: a layer is built when it is first
 called); in a build that is under way it is the order in which Keras asks for the layouts, which is the order the
 layers create their variables: the same graph order for the same code (not the counters' order, which is the
-order of construction: `Dense(32)(Dense(64)(x))` constructs the outer layer first but builds it second). Both builds then give `sequential#0/dense#1/kernel#0` for
-the second Dense layer's kernel, and the layout of the reference path is found. A name that is not an auto-name
-(`up`, `query`) is its own base with rank 0, so named layers match by name.
+order of construction: `Dense(32)(Dense(64)(x))` constructs the outer layer first but builds it second). Both
+builds then give `sequential#0/dense#1/kernel#0` for the second Dense layer's kernel, and the layout of the
+reference path is found. A name that is not an auto-name (`up`, `query`) is its own base with rank 0, so named
+layers match by name. A Sequential loaded from a `.keras` file builds its layers outside its own name (no root
+component on the paths): with a reference of one root, positions are also matched without it.
 
 One map serves one rebuilt model per parent path: a functional model's variables have no model prefix, so building
 two functional models under one distribution scope gives the second one ranks after the first one's (its
