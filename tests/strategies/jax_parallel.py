@@ -128,6 +128,19 @@ def data_sharded(out):
         _, result[f"{name}/fsdp"] = train(name, get_distribution("fsdp"))
         _, result[f"{name}/zero1"] = train(name, get_distribution("data_parallel", shard_optimizer_state=True))
         _, result[f"{name}/data_parallel"] = train(name, get_distribution("data_parallel"))
+    errors = []
+    for kwargs in ({"kind": "fsdp", "model": mlp}, {"kind": "model_parallel", "shard_optimizer_state": True},
+                   {"kind": "model_parallel", "layout_map": {"up/kernel": (None, "model")}, "model": mlp,
+                    "mesh_shape": (2, 4)},
+                   {"kind": "model_parallel", "model": 3},
+                   {"kind": "data_parallel", "shard_optimizer_state": 1},
+                   {"kind": "model_parallel", "mesh_shape": (2, 4), "axis_names": ("batch", "batch"), "model": mlp}):
+        try:
+            get_distribution(**kwargs)
+            errors.append(None)
+        except (TypeError, ValueError) as e:
+            errors.append([type(e).__name__, str(e)])
+    result["errors"] = errors
     return result
 
 
