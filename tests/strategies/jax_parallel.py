@@ -121,12 +121,26 @@ def model_parallel(out):
     return result
 
 
+def save_and_load(model, distribution, path):
+    """Saves a sharded model and loads it back under its distribution: values and layouts of weights and slots."""
+    model.save(path)
+    with distribution.scope():
+        loaded = keras.models.load_model(path)
+    pairs = list(zip(model.weights + model.optimizer.variables, loaded.weights + loaded.optimizer.variables))
+    return {"max_diff": max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs),
+            "same_layouts": all(a.value.sharding.is_equivalent_to(b.value.sharding, len(a.shape)) for a, b in pairs),
+            "count": len(pairs), "loaded_report": dict(sharding_report(loaded))}
+
+
 def data_sharded(out):
     result = {"devices": len(keras.distribution.list_devices())}
     for name in MODELS:
         _, result[f"{name}/single"] = train(name, None)
-        _, result[f"{name}/fsdp"] = train(name, get_distribution("fsdp"))
-        _, result[f"{name}/zero1"] = train(name, get_distribution("data_parallel", shard_optimizer_state=True))
+        for kind, distribution in (("fsdp", get_distribution("fsdp")),
+                                   ("zero1", get_distribution("data_parallel", shard_optimizer_state=True))):
+            model, result[f"{name}/{kind}"] = train(name, distribution)
+            if name == "mlp":
+                result[f"saved/{kind}"] = save_and_load(model, distribution, os.path.join(out, f"{kind}.keras"))
         _, result[f"{name}/data_parallel"] = train(name, get_distribution("data_parallel"))
     errors = []
     for kwargs in ({"kind": "fsdp", "model": mlp}, {"kind": "model_parallel", "shard_optimizer_state": True},

@@ -172,6 +172,18 @@ def test_zero1_keeps_parameters_whole_and_an_eighth_of_the_optimizer_state(shard
 
 
 @agnostic
+@pytest.mark.parametrize("kind", ["fsdp", "zero1"])
+def test_a_sharded_model_saves_whole_and_loads_with_its_layouts(sharded, kind):
+    saved = sharded[f"saved/{kind}"]
+    assert saved["count"] == 6 + 2 + 12  # weights, Adam's iteration and learning rate, m and v of each weight
+    assert saved["max_diff"] == 0.0
+    assert saved["same_layouts"]
+    trained = sharded[f"mlp/{kind}"]["report"]
+    for key in ("parameter_bytes_per_device", "optimizer_bytes_per_device"):
+        assert saved["loaded_report"][key] == trained[key]
+
+
+@agnostic
 def test_plain_data_parallel_replicates_everything(sharded):
     report = sharded["mlp/data_parallel"]["report"]
     assert report["parameter_bytes_per_device"] == report["parameter_bytes"]
