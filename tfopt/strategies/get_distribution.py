@@ -36,6 +36,15 @@ def get_distribution(kind="data_parallel", layout_map=None, *, model=None, mesh_
     - "fsdp": a 1-D mesh over all devices; every variable of at least 1,024 elements is split over the batch
       axis on its largest divisible dimension: weights, gradients and optimizer state 1/N per device (ZeRO-3).
 
+    Several processes (hosts): call `keras.distribution.initialize(job_addresses, num_processes, process_id)` in
+    every process first (JAX's `jax.distributed`; on CPU set `jax.config.update(
+    "jax_cpu_collectives_implementation", "gloo")` before it), then `get_distribution(...)` the same way in each:
+    `devices=None` takes the devices of every process, and the first mesh axis runs across the processes (row i of
+    a (2, 4) mesh over 2 processes of 4 devices is process i's). Each process feeds its part of every global batch:
+    a `tf.data.Dataset` of the global data is split by Keras (`auto_shard_dataset`, the default), or arrays already
+    split per process with `distribution.auto_shard_dataset = False` and the per-process batch size
+    (`jax.make_array_from_process_local_data` assembles the global batch).
+
     `keras.distribution` lays out variables only on JAX in this Keras version: on TensorFlow, a ModelParallel
     run ignores every layout. So "model_parallel", "fsdp" and `shard_optimizer_state=True` raise there; use
     `tfopt.strategies.get_strategy` for data parallelism on TensorFlow.
