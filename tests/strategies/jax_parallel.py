@@ -174,7 +174,7 @@ def report(out):
                                 ("data_parallel", get_distribution("data_parallel"))):
         with distribution.scope() if distribution is not None else contextlib.nullcontext():
             model = wide_mlp()
-            model.compile(keras.optimizers.Adam(1e-3), "mse")
+            model.compile(keras.optimizers.Adam(1e-3), "mse", metrics=["mae"])  # metrics built by the report
             before = [w.copy() for w in model.get_weights()]
             rep = sharding_report(model, batch=(x, x))
             unchanged = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

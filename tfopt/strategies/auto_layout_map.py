@@ -82,6 +82,10 @@ def auto_layout_map(model, device_mesh, *, model_axis="model"):
     def split(layer, kernel_dim, bias_dim=None):
         """Splits the kernel on `kernel_dim` and the bias on `bias_dim` (None: bias replicated), both or none."""
         kernel = layer.kernel
+        if not isinstance(kernel, keras.Variable):  # LoRA or quantized: the kernel is computed, not stored
+            for variable in layer.weights:
+                replicated[variable.path] = "the layer's kernel is not a plain variable (LoRA or quantized)"
+            return False
         axes = [None] * len(kernel.shape)
         axes[kernel_dim] = model_axis
         bias = getattr(layer, "bias", None) if bias_dim is not None else None

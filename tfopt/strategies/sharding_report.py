@@ -50,8 +50,8 @@ def sharding_report(model, batch=None, *, layout_map=None):
     With `batch=(x, y)` (one global batch, JAX backend, a compiled model), `step_bytes_per_device` is the memory
     of the model's train step compiled by XLA for the current distribution (or one device without one):
     `argument_size_in_bytes + temp_size_in_bytes` of JAX's compiled memory analysis, per device (weights,
-    optimizer state, the batch shard, gradients and activations). Building the optimizer is the only change the
-    report makes to the model; it trains nothing.
+    optimizer state, the batch shard, gradients and activations). To compile that step the report builds the
+    optimizer and evaluates the model once on `batch` (which builds the compiled metrics); it trains nothing.
 
     Args:
         model: a built `keras.Model`, created under the distribution to report on (or none).
@@ -93,8 +93,12 @@ def sharding_report(model, batch=None, *, layout_map=None):
             raise ValueError("Argument `model` must be compiled (with an optimizer and a loss) when `batch` is "
                              "given. Received: an uncompiled model")
     optimizer = getattr(model, "optimizer", None)
-    if batch is not None and not optimizer.built:
-        optimizer.build(model.trainable_variables)
+    if batch is not None:
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        # The compiled metrics are built on first use; one evaluation on the batch builds them (it changes no
+        # weight) so that the step below has its whole state.
+        model.evaluate(*batch, batch_size=len(batch[0]), verbose=0)
     mesh = {}
     variables = [_entry(v, mesh, notes) for v in _unique(model.weights)]
     optimizer_variables = ([_entry(v, mesh, {}) for v in optimizer.variables]
