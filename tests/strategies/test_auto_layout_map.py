@@ -84,6 +84,26 @@ def test_heads_the_axis_does_not_divide_leave_the_attention_replicated():
     assert layout_map.replicated["mha/query/kernel"] == "3 heads are not divisible by the 'model' axis (4)"
 
 
+def test_einsum_dense_pairs_split_output_then_input():
+    x = keras.Input((4, 8))
+    h = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 16), bias_axes="d", name="e1")(x)
+    model = keras.Model(x, keras.layers.EinsumDense("abd,de->abe", output_shape=(None, 8), bias_axes="e",
+                                                    name="e2")(h))
+    assert axes_of(auto_layout_map(model, MESH)) == {"e1/kernel": (None, "model"), "e1/bias": ("model",),
+                                                     "e2/kernel": ("model", None)}
+
+
+def test_a_lora_kernel_stays_replicated_with_the_reason():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="a")])
+    model.get_layer("a").enable_lora(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layout_map = auto_layout_map(model, MESH)
+    assert len(layout_map) == 0
+    assert set(layout_map.replicated.values()) == {"the layer's kernel is not a plain variable (LoRA or quantized)"}
+    assert len(layout_map.replicated) == 4  # kernel, bias, lora_kernel_a, lora_kernel_b
+
+
 def test_bad_arguments_name_themselves():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16)])
     with pytest.raises(TypeError, match=r"^Argument `model` must be a built keras.Model. Received: model='m' of "
