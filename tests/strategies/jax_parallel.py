@@ -85,6 +85,9 @@ def model_parallel(out):
         result[f"{name}/layout_keys"] = {k: list(layout_map[k].axes) for k in layout_map}
         result[f"{name}/warnings"] = [str(w.message) for w in caught]
         model, result[f"{name}/model_parallel"] = train(name, distribution)
+        if name == "mlp":  # pure model parallelism: mesh (1, 8)
+            _, result["mlp/model_parallel_1x8"] = train(name, get_distribution("model_parallel", model=build,
+                                                                                  mesh_shape=(1, 8)))
         if name == "mlp":
             path = os.path.join(out, "mlp.keras")
             x, _ = data(name)
@@ -158,6 +161,15 @@ def data_sharded(out):
     return result
 
 
+def device_bytes(variables):
+    """Bytes each device really holds: the sizes of the arrays in every variable's addressable shards."""
+    held = {}
+    for variable in variables:
+        for shard in variable.value.addressable_shards:
+            held[str(shard.device)] = held.get(str(shard.device), 0) + shard.data.nbytes
+    return held
+
+
 def report(out):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 512)).astype("float32")
@@ -178,7 +190,9 @@ def report(out):
             before = [w.copy() for w in model.get_weights()]
             rep = sharding_report(model, batch=(x, x))
             unchanged = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
-        result[label] = {"report": dict(rep), "weights_unchanged": unchanged, "table": str(rep)}
+        result[label] = {"report": dict(rep), "weights_unchanged": unchanged, "table": str(rep),
+                         "device_bytes": device_bytes(model.weights), "slot_device_bytes":
+                         device_bytes(model.optimizer.variables)}
     return result
 
 

@@ -156,6 +156,16 @@ def test_hybrid_training_matches_one_device(result, name):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_pure_model_parallelism_over_eight_devices_matches_one_device(result):
+    single, parallel = result["mlp/single"], result["mlp/model_parallel_1x8"]
+    assert parallel["report"]["mesh"] == {"batch": 1, "model": 8}
+    kernels = [e for e in parallel["report"]["variables"] if e["path"].endswith("kernel")]
+    assert [e["bytes_per_device"] * 8 for e in kernels] == [e["total_bytes"] for e in kernels]
+    np.testing.assert_allclose(parallel["losses"], single["losses"], rtol=1e-5)
+    for a, b in zip(parallel["weights"], single["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_a_sharded_model_saves_whole_and_loads_relaid_out(result):
     saved = result["saved"]
     assert saved["weights_diff"] == saved["plain_weights_diff"] == 0.0  # gathered on save, exact on load

@@ -59,6 +59,15 @@ def test_bytes_per_device_are_exact(result):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_bytes_per_device_are_what_each_device_holds(result, kind):
+    report = result[kind]["report"]
+    held, slots = result[kind]["device_bytes"], result[kind]["slot_device_bytes"]
+    assert len(held) == (1 if kind == "single" else 8)
+    assert set(held.values()) == {report["parameter_bytes_per_device"]}  # every device holds the same share
+    assert set(slots.values()) == {report["optimizer_bytes_per_device"]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_report_trains_nothing(result, kind):
     assert result[kind]["weights_unchanged"]
 
