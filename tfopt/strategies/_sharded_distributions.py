@@ -71,12 +71,15 @@ class ShardedOptimizerDataParallel(keras.distribution.DataParallel):
 
 
 class _LaidOutReference:
-    """What `add_variable_from_reference` reads of a weight (path, name, shape, dtype, layout), with the slot's
-    layout in place of the weight's."""
+    """A weight as `add_variable_from_reference` reads it (path, shape, dtype, ...), with the slot's layout in
+    place of the weight's."""
 
     def __init__(self, variable, layout):
-        self.path, self.name, self.shape, self.dtype = variable.path, variable.name, variable.shape, variable.dtype
+        self._variable = variable
         self._layout = layout
+
+    def __getattr__(self, name):  # everything but the layout is the weight's
+        return getattr(self._variable, name)
 
 
 def _install_slot_layouts():
