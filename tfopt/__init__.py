@@ -107,6 +107,9 @@ _EXPORTS = {
     "get_strategy": "tfopt.strategies",
     "describe_strategy": "tfopt.strategies",
     "get_distribution": "tfopt.strategies",
+    "auto_layout_map": "tfopt.strategies",
+    "check_layout_map": "tfopt.strategies",
+    "sharding_report": "tfopt.strategies",
     # Sharpness-aware minimization and distillation extras on keras.distillation; teacher-guided compression.
     "SharpnessAwareMinimization": "tfopt.models",
     "CachedDistiller": "tfopt.models",
