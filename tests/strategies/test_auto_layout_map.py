@@ -11,8 +11,6 @@ import pytest
 from tests.strategies.jax_runner import run_scenario
 from tfopt.strategies.auto_layout_map import auto_layout_map
 
-pytestmark = pytest.mark.backend_agnostic
-
 MESH = keras.distribution.DeviceMesh((2, 4), ["batch", "model"], [f"cpu:{i}" for i in range(8)])
 
 
@@ -25,6 +23,7 @@ def result(tmp_path_factory):
     return run_scenario("model_parallel", tmp_path_factory.mktemp("model_parallel"))
 
 
+@pytest.mark.backend_agnostic
 def test_dense_pairs_split_column_then_row():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="a"), keras.layers.Dense(8, name="b"),
                               keras.layers.Dense(4, name="c")])
@@ -35,6 +34,7 @@ def test_dense_pairs_split_column_then_row():
     }
 
 
+@pytest.mark.backend_agnostic
 def test_attention_splits_by_heads_embedding_on_its_dimension_then_a_new_pair():
     tokens = keras.Input((4,), dtype="int32")
     h = keras.layers.Embedding(10, 16, name="emb")(tokens)
@@ -49,6 +49,7 @@ def test_attention_splits_by_heads_embedding_on_its_dimension_then_a_new_pair():
     }
 
 
+@pytest.mark.backend_agnostic
 def test_conv_kernels_split_on_output_channels_with_their_bias():
     model = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(8, 3, name="c1"),
                               keras.layers.Conv2DTranspose(4, 3, name="t1")])
@@ -58,6 +59,7 @@ def test_conv_kernels_split_on_output_channels_with_their_bias():
     }
 
 
+@pytest.mark.backend_agnostic
 def test_an_indivisible_layer_stays_replicated_is_reported_and_the_next_starts_a_pair():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(10, name="narrow"),
                               keras.layers.Dense(16, name="next")])
@@ -73,6 +75,7 @@ def test_an_indivisible_layer_stays_replicated_is_reported_and_the_next_starts_a
         f"{model.name}/narrow/bias: with its kernel: {reason}"]
 
 
+@pytest.mark.backend_agnostic
 def test_heads_the_axis_does_not_divide_leave_the_attention_replicated():
     tokens = keras.Input((4, 8))
     model = keras.Model(tokens, keras.layers.MultiHeadAttention(3, 4, name="mha")(tokens, tokens))
@@ -84,6 +87,7 @@ def test_heads_the_axis_does_not_divide_leave_the_attention_replicated():
     assert layout_map.replicated["mha/query/kernel"] == "3 heads are not divisible by the 'model' axis (4)"
 
 
+@pytest.mark.backend_agnostic
 def test_einsum_dense_pairs_split_output_then_input():
     x = keras.Input((4, 8))
     h = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 16), bias_axes="d", name="e1")(x)
@@ -93,6 +97,7 @@ def test_einsum_dense_pairs_split_output_then_input():
                                                      "e2/kernel": ("model", None)}
 
 
+@pytest.mark.backend_agnostic
 def test_a_lora_kernel_stays_replicated_with_the_reason():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="a")])
     model.get_layer("a").enable_lora(2)
@@ -104,6 +109,7 @@ def test_a_lora_kernel_stays_replicated_with_the_reason():
     assert len(layout_map.replicated) == 4  # kernel, bias, lora_kernel_a, lora_kernel_b
 
 
+@pytest.mark.backend_agnostic
 def test_bad_arguments_name_themselves():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16)])
     with pytest.raises(TypeError, match=r"^Argument `model` must be a built keras.Model. Received: model='m' of "

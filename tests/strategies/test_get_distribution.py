@@ -2,8 +2,8 @@
 JAX starts): a Dense kernel sharded across the mesh, training that matches the unsharded run under every kind, bytes
 per device under fsdp and ZeRO-1; and, in this process on TensorFlow, the error for the kinds TensorFlow ignores.
 
-The JAX tests are marked backend_agnostic (they run JAX in their own processes, so `make test` runs them in its JAX
-pass); the TensorFlow-backend error test runs in the TensorFlow pass."""
+The JAX tests run JAX in processes of their own whatever this process's backend, so they are not marked
+backend_agnostic: `make test` runs them once, in its TensorFlow pass, beside the TensorFlow-backend error test."""
 
 import json
 import os
@@ -15,8 +15,6 @@ import pytest
 
 from tests.strategies.jax_runner import run_scenario
 from tfopt.strategies.get_distribution import get_distribution
-
-agnostic = pytest.mark.backend_agnostic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = r"""
@@ -68,7 +66,6 @@ def result():
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-@agnostic
 def test_get_distribution_module_imports_only_keras(result):
     import ast
     import importlib
@@ -86,7 +83,6 @@ def test_get_distribution_module_imports_only_keras(result):
     assert result["devices"] == 4
 
 
-@agnostic
 def test_model_parallel_shards_the_dense_kernel_across_the_mesh(result):
     parallel = result["model_parallel"]
     assert parallel["mesh"] == {"batch": 2, "model": 2}
@@ -94,12 +90,10 @@ def test_model_parallel_shards_the_dense_kernel_across_the_mesh(result):
     assert parallel["shard_shapes"] == [[8, 8]]  # 16 columns over the 2 devices of the model axis
 
 
-@agnostic
 def test_data_parallel_replicates_the_kernel(result):
     assert result["data_parallel"]["shard_shapes"] == [[8, 16]]
 
 
-@agnostic
 @pytest.mark.parametrize("kind", ["model_parallel", "data_parallel"])
 def test_distributed_training_matches_the_unsharded_run(result, kind):
     np.testing.assert_allclose(result[kind]["losses"], result["unsharded_losses"], rtol=1e-5)
@@ -107,7 +101,6 @@ def test_distributed_training_matches_the_unsharded_run(result, kind):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@agnostic
 def test_bad_arguments_name_themselves(result):
     kind, layout, mesh, axes = result["errors"]
     assert kind == ("Argument `kind` must be one of 'data_parallel', 'model_parallel', 'fsdp'. Received: "
@@ -131,7 +124,6 @@ def sharded(tmp_path_factory):
     return run_scenario("data_sharded", tmp_path_factory.mktemp("data_sharded"))
 
 
-@agnostic
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("kind", ["fsdp", "zero1", "data_parallel"])
 def test_sharded_data_parallel_training_matches_one_device(sharded, name, kind):
@@ -142,7 +134,6 @@ def test_sharded_data_parallel_training_matches_one_device(sharded, name, kind):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@agnostic
 @pytest.mark.parametrize("name", MODELS)
 def test_fsdp_holds_an_eighth_of_every_large_variable_and_its_optimizer_slots(sharded, name):
     report = sharded[f"{name}/fsdp"]["report"]
@@ -159,7 +150,6 @@ def test_fsdp_holds_an_eighth_of_every_large_variable_and_its_optimizer_slots(sh
             assert entry["axes"] == e["axes"] and entry["bytes_per_device"] * 8 == entry["total_bytes"]
 
 
-@agnostic
 def test_zero1_keeps_parameters_whole_and_an_eighth_of_the_optimizer_state(sharded):
     report = sharded["mlp/zero1"]["report"]  # every MLP dimension divides by 8
     assert report["parameter_bytes_per_device"] == report["parameter_bytes"]
@@ -171,7 +161,6 @@ def test_zero1_keeps_parameters_whole_and_an_eighth_of_the_optimizer_state(shard
     assert report["optimizer_bytes"] == 2 * report["parameter_bytes"] + scalar_bytes
 
 
-@agnostic
 @pytest.mark.parametrize("kind", ["fsdp", "zero1"])
 def test_a_sharded_model_saves_whole_and_loads_with_its_layouts(sharded, kind):
     saved = sharded[f"saved/{kind}"]
@@ -183,14 +172,12 @@ def test_a_sharded_model_saves_whole_and_loads_with_its_layouts(sharded, kind):
         assert saved["loaded_report"][key] == trained[key]
 
 
-@agnostic
 def test_plain_data_parallel_replicates_everything(sharded):
     report = sharded["mlp/data_parallel"]["report"]
     assert report["parameter_bytes_per_device"] == report["parameter_bytes"]
     assert report["optimizer_bytes_per_device"] == report["optimizer_bytes"]
 
 
-@agnostic
 def test_errors_name_the_argument(sharded):
     fsdp_model, zero1_mp, missed, bad_model, bad_flag, axes = sharded["errors"]
     assert fsdp_model[0] == "ValueError" and fsdp_model[1].startswith(

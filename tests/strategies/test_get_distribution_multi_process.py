@@ -2,8 +2,9 @@
 keras.distribution.initialize with JAX's gloo CPU collectives) into one (2, 4) hybrid mesh: both processes end with
 identical weights, equal to one process over 8 devices on the same global batches.
 
-Marked `multiprocess` (`pytest -m multiprocess` runs them alone) and backend_agnostic (the processes run JAX
-whatever the test's backend). Every process has a timeout and is killed on any failure."""
+Marked `multiprocess` (`pytest -m multiprocess` runs them alone); not backend_agnostic: the processes run JAX
+whatever this process's backend, so `make test` runs them once, in its TensorFlow pass. Every process has a
+timeout and is killed on any failure."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.multiprocess, pytest.mark.backend_agnostic]
+pytestmark = pytest.mark.multiprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

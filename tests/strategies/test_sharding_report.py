@@ -9,8 +9,6 @@ import pytest
 from tests.strategies.jax_runner import run_scenario
 from tfopt.strategies.sharding_report import sharding_report
 
-pytestmark = pytest.mark.backend_agnostic
-
 # A 512 -> 2048 -> 512 MLP with Adam, one global batch of 64: the report of each kind.
 KINDS = ("single", "hybrid", "fsdp", "zero1", "data_parallel")
 PARAMETERS = (512 * 2048 + 2048 + 2048 * 512 + 512) * 4
@@ -85,6 +83,7 @@ def test_the_table_says_replicated_and_the_totals(result):
                          f"{result['hybrid']['report']['step_bytes_per_device']:,} bytes")
 
 
+@pytest.mark.backend_agnostic
 def test_a_plain_model_is_whole_on_one_device():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     report = sharding_report(model)
@@ -94,6 +93,7 @@ def test_a_plain_model_is_whole_on_one_device():
     assert "replicated" in str(report) and "mesh: one device" in str(report)
 
 
+@pytest.mark.backend_agnostic
 def test_bad_arguments_name_themselves():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     with pytest.raises(TypeError, match=r"^Argument `model` must be a built keras.Model. Received: model=1 of "
