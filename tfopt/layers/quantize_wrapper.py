@@ -180,6 +180,12 @@ class QuantizeWrapper(keras.layers.Wrapper):
                 d = self.ema_decay
                 low.assign(ops.where(first, x_min, d * low + (1.0 - d) * x_min))
                 high.assign(ops.where(first, x_max, d * high + (1.0 - d) * x_max))
+            if not training and keras.backend.backend() == "tensorflow":
+                # At inference on TensorFlow: the same rounding as a FakeQuant op, which the TFLite converter reads
+                # as the int8 range (so TFLiteConverter.from_keras_model writes a full-integer file too).
+                from tfopt import _tensorflow
+
+                return _tensorflow.fake_quant(x, low, high)
             return fake_quant_affine(x, low, high)
 
         outputs = self.quantized_call(inputs, self.quantized_weights(), quantize)
