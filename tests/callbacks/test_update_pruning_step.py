@@ -69,7 +69,8 @@ def test_config_round_trip():
 
 def fit_with(schedule, epochs=2, steps=4):
     keras.utils.set_random_seed(0)
-    base = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="hidden"), keras.layers.Dense(3, name="out")])
+    base = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="hidden"),
+                             keras.layers.Dense(3, name="out")])
     model = prune_low_magnitude(base, schedule)
     model.compile(keras.optimizers.SGD(0.05), "mse")
     x, y = data()
