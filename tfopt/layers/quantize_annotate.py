@@ -50,6 +50,10 @@ class QuantizeAnnotate(keras.layers.Wrapper):
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
 
+    def compute_output_spec(self, *args, **kwargs):
+        kwargs.pop("training", None)
+        return self.layer.compute_output_spec(*args, **kwargs)
+
     def get_config(self):
         config = super().get_config()
         config["quantize_config"] = (None if self.quantize_config is None

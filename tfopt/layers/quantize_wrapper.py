@@ -200,26 +200,28 @@ class QuantizeWrapper(keras.layers.Wrapper):
     def _config_call(self, inputs, training, layer_kwargs):
         """The forward pass under a custom quantize config: the layer runs with its named variables replaced by
         their quantized values and its named activations followed by their quantizers."""
-        mapping = []
+        quantized = {}
         for variable, quantizer, state, mask in self._config_weights:
             value = variable.value if mask is None else variable.value * ops.cast(mask, variable.dtype)
-            mapping.append((variable, quantizer(value, training, state)))
+            quantized[id(variable)] = quantizer(value, training, state)
+        # Every variable is mapped (to its current value where not quantized): under JAX's stateless training step
+        # the values live in the enclosing scope, which an inner scope does not consult.
+        mapping = [(v, quantized.get(id(v), v.value)) for v in self.weights]
         originals = [activation for activation, _, _ in self._config_activations]
 
-        def quantized(activation, quantizer, state):
+        def quantize_after(activation, quantizer, state):
             return lambda x: quantizer(activation(x), training, state)
 
         self.quantize_config.set_quantize_activations(
-            self.layer, [quantized(*entry) for entry in self._config_activations])
+            self.layer, [quantize_after(*entry) for entry in self._config_activations])
         try:
             with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                 outputs = self.layer(inputs, **layer_kwargs)
         finally:
             self.quantize_config.set_quantize_activations(self.layer, originals)
-        mapped = {id(variable) for variable, _ in mapping}
-        for variable in self.weights:
+        for variable, value in mapping:
             new = scope.get_current_value(variable)
-            if id(variable) not in mapped and new is not None:
+            if id(variable) not in quantized and new is not None and new is not value:
                 variable.assign(new)
         for loss in scope.losses:
             self.add_loss(loss)
@@ -315,6 +317,10 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
+
+    def compute_output_spec(self, *args, **kwargs):
+        kwargs.pop("training", None)
+        return self.layer.compute_output_spec(*args, **kwargs)
 
     def get_config(self):
         config = super().get_config()
