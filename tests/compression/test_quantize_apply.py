@@ -16,6 +16,7 @@ from tfopt.layers import (
     QuantizeWrapper,
 )
 
+
 @keras.saving.register_keras_serializable(package="tests")
 class FourBitDenseConfig(QuantizeConfig):
     """4-bit per-tensor kernel, 8-bit activation, as tfmot's guide's ModifiedDenseQuantizeConfig."""
