@@ -178,11 +178,22 @@ def quantize_annotate_model(to_annotate):
         A new model with the same weights, each layer inside a `QuantizeAnnotate`.
     """
     _model_graph.check_model(to_annotate, "to_annotate")
+    copies = []
 
-    def should_annotate(layer):
-        return not isinstance(layer, (keras.layers.InputLayer, QuantizeAnnotate))
+    def clone(layer):
+        # An annotated layer is kept as it is: its config may name classes registered only in quantize_apply's
+        # custom-object scope.
+        if isinstance(layer, (keras.layers.InputLayer, QuantizeAnnotate)):
+            return layer
+        fresh = layer.__class__.from_config(layer.get_config())
+        copies.append((layer, fresh))
+        return QuantizeAnnotate(fresh)
 
-    return _model_graph.clone_with_wrappers(to_annotate, should_annotate, lambda layer, fresh: QuantizeAnnotate(fresh))
+    annotated = keras.models.clone_model(to_annotate, clone_function=clone)
+    for original, fresh in copies:
+        if original.weights:
+            fresh.set_weights(original.get_weights())
+    return annotated
 
 
 def quantize_apply(model, *, preserve_sparsity="auto", preserve_clusters=False, ema_decay=0.99, fold_bn=True,

@@ -37,6 +37,9 @@ class QuantizeAnnotate(keras.layers.Wrapper):
             )
         kwargs.setdefault("name", f"quant_annotate_{layer.name}")
         super().__init__(layer, **kwargs)
+        # A first layer given `input_shape` (Keras 2 style) still gives its Sequential model an input.
+        if getattr(layer, "_input_shape_arg", None) is not None:
+            self._input_shape_arg = layer._input_shape_arg
         self.quantize_config = quantize_config
 
     def build(self, input_shape=None):

@@ -99,6 +99,9 @@ class QuantizeWrapper(keras.layers.Wrapper):
                 f"quantize_config={quantize_config!r} of type {type(quantize_config).__name__}"
             )
         super().__init__(layer, **kwargs)
+        # A first layer given `input_shape` (Keras 2 style) still gives its Sequential model an input.
+        if getattr(layer, "_input_shape_arg", None) is not None:
+            self._input_shape_arg = layer._input_shape_arg
         self.quantize_inputs = bool(quantize_inputs)
         self.preserve_sparsity = bool(preserve_sparsity)
         self.ema_decay = _checks.number("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
