@@ -66,4 +66,7 @@ def quantize_apply(model, scheme=None, quantized_layer_name_prefix="quant_"):
 def quantize_scope(*args):
     """tfmot's `quantize_scope(*dicts)`: a `keras.saving.CustomObjectScope` with the given custom objects (tfopt's
     own classes are registered with Keras and need no scope)."""
-    return keras.saving.CustomObjectScope(*args)
+    custom_objects = {}
+    for objects in args:
+        custom_objects.update(objects)
+    return keras.saving.CustomObjectScope(custom_objects)
