@@ -77,7 +77,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
             if wrapper.built:
                 wrapper.apply_masks()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch=None, logs=None, batch=None):  # tfmot's guides call on_epoch_end(batch=...)
         self._apply_masks()
 
     def on_train_end(self, logs=None):
