@@ -38,7 +38,7 @@ def fit(model, data, epochs=1, learning_rate=1e-3, callbacks=()):
     model.compile(keras.optimizers.Adam(learning_rate),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     x, y = data.train
-    model.fit(x[:512], y[:512], batch_size=32, epochs=epochs, verbose=0, shuffle=False, callbacks=list(callbacks))
+    model.fit(x[:384], y[:384], batch_size=32, epochs=epochs, verbose=0, shuffle=False, callbacks=list(callbacks))
     return model
 
 

@@ -82,7 +82,7 @@ def small_cnn():
 
 def data():
     rng = np.random.default_rng(0)
-    return rng.normal(size=(16, 6, 6, 4)).astype("float32"), rng.normal(size=(16, 4)).astype("float32")
+    return rng.normal(size=(8, 6, 6, 4)).astype("float32"), rng.normal(size=(8, 4)).astype("float32")
 
 
 @pytest.mark.backend_agnostic
@@ -171,7 +171,7 @@ def test_models_round_trip_keras_files_with_predictions_and_optimizer_state(buil
     x, y = data()
     model = build()
     model.compile(keras.optimizers.Adam(1e-2), "mse")
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
@@ -180,5 +180,5 @@ def test_models_round_trip_keras_files_with_predictions_and_optimizer_state(buil
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     # and both continue identically
     for m in (model, loaded):
-        m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        m.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

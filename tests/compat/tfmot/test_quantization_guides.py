@@ -45,7 +45,7 @@ class DefaultDenseQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
 @pytest.fixture(scope="module")
 def mnist():
-    return mnist_like(train=1000, test=200)
+    return mnist_like(train=600, test=200)
 
 
 def test_training_example(mnist):
