@@ -194,3 +194,18 @@ def test_quantize_apply_result_converts_to_int8_kernels_with_tflite_converter():
     kinds = [(op["op_name"], dtypes[op["inputs"][0]]) for op in interpreter._get_ops_details()
              if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
     assert kinds == [("CONV_2D", "float32"), ("FULLY_CONNECTED", "int8"), ("FULLY_CONNECTED", "int8")]
+
+
+def test_a_custom_config_model_exports_as_full_integer_int8(tmp_path):
+    from tfopt.compression import export_tflite, inspect_tflite
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              quantize_annotate_layer(keras.layers.Dense(6, activation="relu", name="hidden"),
+                                                      Default8BitQuantizeConfig(["kernel"], ["activation"], False)),
+                              keras.layers.Dense(3, name="head")])
+    qat = trained(quantize_apply(quantize_annotate_model(model)))
+    path = export_tflite(qat, tmp_path / "custom.tflite", "int8")
+    ops = [(op["op"], [t["dtype"] for t in op["inputs"] if t]) for op in inspect_tflite(path)["ops"]]
+    assert ops == [("QUANTIZE", ["float32"]), ("RESHAPE", ["int8", "int32"]),
+                   ("FULLY_CONNECTED", ["int8", "int8", "int32"]), ("FULLY_CONNECTED", ["int8", "int8", "int32"]),
+                   ("DEQUANTIZE", ["int8"])]
