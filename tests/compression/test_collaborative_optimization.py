@@ -162,3 +162,12 @@ def test_cqat_model_saves_loads_and_resumes(clustered, data, tmp_path):
 def test_preserve_clusters_must_be_a_bool(clustered):
     with pytest.raises(TypeError, match="Argument `preserve_clusters` must be a bool. Received: preserve_clusters=8"):
         quantize_model(clustered, preserve_clusters=8)
+
+
+def test_cqat_without_sparsity_preservation_keeps_zero_as_a_shared_value(pruned_clustered, data, tmp_path):
+    qat, path = qat_file(pruned_clustered, data, tmp_path, preserve_clusters=True, preserve_sparsity=False)
+    wrapper = qat.get_layer("quant_conv")
+    distinct = len(np.unique(float_kernels(pruned_clustered)[0]))
+    assert wrapper.preserve_clusters == distinct and not wrapper.preserve_sparsity  # zero counted as a value
+    for kernel in int8_kernels(path):
+        assert per_channel_distinct(kernel).max() <= CLUSTERS

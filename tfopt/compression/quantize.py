@@ -261,12 +261,13 @@ def _without_annotations(model):
     return plain, configs
 
 
-def _cluster_count(layer):
-    """The most distinct non-zero values in one of the layer's kernels, or 0 when one has more than int8 levels."""
+def _cluster_count(layer, nonzero_only):
+    """The most distinct values (non-zero ones, when the zeros are masked) in one of the layer's kernels, or 0 when
+    one has more than int8 levels."""
     counts = []
     for weight in _kernels(layer):
         values = keras.ops.convert_to_numpy(weight)
-        counts.append(len(np.unique(values[values != 0])))
+        counts.append(len(np.unique(values[values != 0] if nonzero_only else values)))
     return 0 if not counts or max(counts) > _MAX_CLUSTERS else max(max(counts), 1)
 
 
@@ -317,7 +318,7 @@ def _quantize(model, selected, configs, *, skip_unsupported, preserve_sparsity, 
         config = configs.get(layer.name)
         weights = [v for v, _ in config.get_weights_and_quantizers(fresh)] if config is not None else _kernels(fresh)
         sparse = quantizable_layer.has_zeros(weights) if preserve_sparsity == "auto" else preserve_sparsity
-        clusters = _cluster_count(fresh) if preserve_clusters and config is None else 0
+        clusters = _cluster_count(fresh, sparse) if preserve_clusters and config is None else 0
         return QuantizeWrapper(
             fresh,
             quantize_inputs=quantize_inputs[layer.name],
