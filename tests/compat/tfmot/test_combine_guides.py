@@ -61,7 +61,7 @@ def baseline(mnist):
     opt = tf.keras.optimizers.Adam(learning_rate=1e-3)
     model.compile(optimizer=opt, loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    model.fit(train_images, train_labels, validation_split=0.1, epochs=3, verbose=0)
+    model.fit(train_images, train_labels, validation_split=0.1, epochs=2, verbose=0)
     return model
 
 
