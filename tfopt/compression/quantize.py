@@ -108,6 +108,8 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", p
     no representative data: the QAT model carries its own activation ranges. Weights are fake-quantized to int8
     per output channel (symmetric), activations to int8 per tensor with moving-average ranges (see
     `QuantizeWrapper` for the math); the int8 file computes the same integers as the fine-tuned model.
+    `tf.lite.TFLiteConverter.from_keras_model(qat_model)` with `Optimize.DEFAULT` writes int8 kernels too (on
+    TensorFlow the inference pass quantizes activations with TensorFlow's FakeQuant op, which the converter reads).
 
     Layers: Dense, Conv1D/2D/3D and DepthwiseConv1D/2D are wrapped with their weights; activation layers and
     Add/Subtract/Multiply/Average/Maximum/Minimum/Concatenate get an output quantizer; pooling, Flatten, Reshape,
@@ -142,6 +144,9 @@ def quantize_model(model, *, skip_unsupported=False, preserve_sparsity="auto", p
     References:
         - Jacob et al., 2018, "Quantization and Training of Neural Networks for Efficient
           Integer-Arithmetic-Only Inference", https://arxiv.org/abs/1712.05877
+        - Han, Mao and Dally, 2016, "Deep Compression: Compressing Deep Neural Networks with Pruning, Trained
+          Quantization and Huffman Coding", https://arxiv.org/abs/1510.00149 (pruning, then clustering, then
+          quantization, each keeping what the one before made)
     """
     return _quantize(model, None, {}, skip_unsupported=skip_unsupported, preserve_sparsity=preserve_sparsity,
                      preserve_clusters=preserve_clusters, ema_decay=ema_decay, fold_bn=fold_bn)
