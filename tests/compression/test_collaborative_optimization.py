@@ -9,6 +9,7 @@ import pytest
 from tfopt.compression import (
     ConstantSparsity,
     cluster_weights,
+    evaluate_tflite,
     export_tflite,
     inspect_tflite,
     prune_low_magnitude,
@@ -139,7 +140,9 @@ def test_qat_without_cluster_preservation_spreads_the_shared_values(clustered, d
 
 
 def test_pcqat_keeps_zeros_and_shared_values(pruned_clustered, data, tmp_path):
-    _, path = qat_file(pruned_clustered, data, tmp_path, preserve_clusters=True)
+    qat, path = qat_file(pruned_clustered, data, tmp_path, preserve_clusters=True)
+    x, y = data.test
+    assert evaluate_tflite(path, x, y) == pytest.approx(float(qat.evaluate(x, y, verbose=0)[1]), abs=0.01)
     for before, after in zip(float_kernels(pruned_clustered), int8_kernels(path)):
         zeros = np.moveaxis(before, -1, 0).reshape(after.shape) == 0
         assert zeros.mean() >= SPARSITY - 0.01
