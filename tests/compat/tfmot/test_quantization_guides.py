@@ -2,9 +2,7 @@
 the tfmot import replaced by `import tfopt.compat.tfmot as tfmot` (TensorFlow only: the guides convert to TFLite).
 
 Changes from the guides, none in tfmot calls: the data (MNIST-shaped digits, a few steps); `.keras` and
-`.weights.h5` files instead of `.h5` and `.tf` (Keras 3's formats); `tf.keras.backend.clip` is `keras.ops.clip`
-(Keras 3 has no backend.clip); custom classes are registered (`keras.saving.register_keras_serializable`) only where
-a test saves them; the prints and summaries are assertions."""
+`.weights.h5` files instead of `.h5` and `.tf` (Keras 3's formats); the prints and summaries are assertions."""
 
 import keras
 import numpy as np
@@ -263,7 +261,7 @@ def test_comprehensive_use_custom_quantization_algorithm():
             return {}
 
         def __call__(self, inputs, training, weights, **kwargs):
-            return keras.ops.clip(inputs, -1.0, 1.0)
+            return tf.keras.backend.clip(inputs, -1.0, 1.0)
 
         def get_config(self):
             # Not needed. No __init__ parameters to serialize.
