@@ -17,9 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("plan") / "mlp.keras"
-    model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(32),
-                              keras.layers.Dense(10)])
-    model.compile(keras.optimizers.Adam(), "mse")
+    # Named, so the paths do not depend on how many Dense layers this process made before.
+    model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu", name="dense"),
+                              keras.layers.Dense(32, name="dense_1"), keras.layers.Dense(10, name="dense_2")])
+    model.compile(keras.optimizers.Adam(name="adam"), "mse")
     model.save(path)
     return str(path)
 

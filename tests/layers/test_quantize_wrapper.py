@@ -207,8 +207,8 @@ def test_preserve_clusters_and_quantize_config_round_trip():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"preserve_clusters": 257}, ValueError,
-     "Argument `preserve_clusters` must be an integer in the [1, 256] range. Received: preserve_clusters=257"),
-    ({"preserve_clusters": 2.5}, TypeError, "Argument `preserve_clusters` must be an integer in the [1, 256] range"),
+     "Argument `preserve_clusters` must be an integer in [1, 256]. Received: preserve_clusters=257"),
+    ({"preserve_clusters": 2.5}, TypeError, "Argument `preserve_clusters` must be an integer in [1, 256]"),
     ({"quantize_config": "8bit"}, TypeError,
      "Argument `quantize_config` must be a tfopt.layers.QuantizeConfig or None. Received: quantize_config='8bit'"),
 ])
