@@ -16,10 +16,12 @@ demo: $(STAMP)
 	$(VENV)/bin/tfopt demo
 
 # The whole suite on TensorFlow, then the tests marked backend_agnostic again on JAX
-# (tests/conftest.py deselects the others when KERAS_BACKEND=jax).
+# (tests/conftest.py deselects the others when KERAS_BACKEND=jax). Two pytest-xdist workers, one test file each at
+# a time (module fixtures are built once), keep both cores busy: most tests run single-threaded Python.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest
-	KERAS_BACKEND=jax $(PY) -m pytest -m backend_agnostic
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	KERAS_BACKEND=jax $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m backend_agnostic
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -15,11 +15,17 @@ import tfopt  # noqa: F401  (what a user imports: it registers tfopt's classes w
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 NAMES = ["pruned_lookahead_radam", "quantized_swa_adan_group_lasso", "clustered_yogi_sequential"]
+# Since issue 20, QAT inference on TensorFlow quantizes activations with TensorFlow's FakeQuant op (so that
+# TFLiteConverter.from_keras_model writes int8 kernels); the model was saved computing the same levels with keras.ops
+# as `x + (q - x)`, which rounds to within the last bit of float32 of the op's `q`.
+LAST_BIT = {"quantized_swa_adan_group_lasso"}
 
 
-def assert_same(actual, expected):
-    if keras.backend.backend() == "tensorflow":  # the backend that saved them: bit for bit
+def assert_same(actual, expected, last_bit=False):
+    if keras.backend.backend() == "tensorflow" and not last_bit:  # the backend that saved them: bit for bit
         np.testing.assert_array_equal(actual, expected)
+    elif keras.backend.backend() == "tensorflow":
+        np.testing.assert_allclose(actual, expected, rtol=2.5e-7, atol=0)
     else:
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
@@ -29,7 +35,7 @@ def assert_same(actual, expected):
 def test_model_saved_before_the_move_loads_with_its_predictions_and_optimizer_state(name):
     model = keras.models.load_model(os.path.join(DATA, f"{name}.keras"))
     stored = np.load(os.path.join(DATA, f"{name}.npz"))
-    assert_same(model.predict(stored["x"], verbose=0), stored["predictions"])
+    assert_same(model.predict(stored["x"], verbose=0), stored["predictions"], last_bit=name in LAST_BIT)
     variables = model.optimizer.variables
     assert len(variables) == len([key for key in stored.files if key.startswith("optimizer_")])
     for i, variable in enumerate(variables):
@@ -52,7 +58,9 @@ def test_a_new_process_loads_them_after_import_tfopt_alone():
         for name in {NAMES!r}:
             model = keras.models.load_model(f"{DATA}/{{name}}.keras")
             stored = np.load(f"{DATA}/{{name}}.npz")
-            np.testing.assert_array_equal(model.predict(stored["x"], verbose=0), stored["predictions"])
+            tolerance = 2.5e-7 if name in {sorted(LAST_BIT)!r} else 0
+            np.testing.assert_allclose(model.predict(stored["x"], verbose=0), stored["predictions"], rtol=tolerance,
+                                       atol=0)
         print("loaded", len({NAMES!r}))
     """)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -85,6 +85,9 @@ _EXPORTS = {
     "PruningSummaries": "tfopt.callbacks",
     # Quantization, TFLite/LiteRT export, clustering, BatchNorm folding, and the compress pipeline.
     "quantize_model": "tfopt.compression",
+    "quantize_annotate_layer": "tfopt.compression",
+    "quantize_annotate_model": "tfopt.compression",
+    "quantize_apply": "tfopt.compression",
     "export_tflite": "tfopt.compression",
     "inspect_tflite": "tfopt.compression",
     "evaluate_tflite": "tfopt.compression",
@@ -95,6 +98,8 @@ _EXPORTS = {
     "QuantizeWrapper": "tfopt.layers",
     "ClusterWeights": "tfopt.layers",
     "QuantizableLayer": "tfopt.layers",
+    "QuantizeConfig": "tfopt.layers",
+    "Default8BitQuantizeConfig": "tfopt.layers",
     # Structured (channel) pruning: a smaller dense model, group lasso, FLOPs.
     "prune_channels": "tfopt.compression",
     "remove_dead_channels": "tfopt.compression",
@@ -107,6 +112,9 @@ _EXPORTS = {
     "get_strategy": "tfopt.strategies",
     "describe_strategy": "tfopt.strategies",
     "get_distribution": "tfopt.strategies",
+    "auto_layout_map": "tfopt.strategies",
+    "check_layout_map": "tfopt.strategies",
+    "sharding_report": "tfopt.strategies",
     # Sharpness-aware minimization and distillation extras on keras.distillation; teacher-guided compression.
     "SharpnessAwareMinimization": "tfopt.models",
     "CachedDistiller": "tfopt.models",

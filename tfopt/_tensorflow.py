@@ -43,3 +43,19 @@ def sam_train_step(sam, data):
     first = next(t for t in keras.tree.flatten(x) if t is not None)
     sam._loss_metric().update_state(loss * replicas_in_sync(), sample_weight=tf.shape(first)[0])
     return sam.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def fake_quant(x, minimum, maximum, num_bits=8, narrow_range=False):
+    """TensorFlow's `FakeQuantWithMinMaxVars` (per tensor) or its per-channel form (last axis) for `[min, max]`.
+
+    The same rounding as `tfopt.layers.quantizers.fake_quant_affine`; as a FakeQuant op in the graph, it is what
+    `tf.lite.TFLiteConverter` reads as an int8 tensor's range, so a QAT model traced at inference converts to a
+    full-integer file whichever way it is converted (`export_tflite` or `TFLiteConverter.from_keras_model`).
+    """
+    minimum = ops.minimum(ops.convert_to_tensor(minimum, "float32"), 0.0)
+    maximum = ops.maximum(ops.convert_to_tensor(maximum, "float32"), 0.0)
+    if len(minimum.shape):
+        return tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            x, minimum, maximum, num_bits=num_bits, narrow_range=narrow_range)
+    return tf.quantization.fake_quant_with_min_max_vars(x, minimum, maximum, num_bits=num_bits,
+                                                        narrow_range=narrow_range)

@@ -5,6 +5,7 @@
                    [--clusters N] [--epochs E] [--out DIR] [--teacher]
                    [--channels F]
     tfopt tune [--trials N] [--epochs E] [--tuner random|bayesian|hyperband] [--seed S] [--out DIR] [--quiet]
+    tfopt shard-plan MODEL.keras --mesh 2x4 [--kind model_parallel|fsdp]
 
 Bad arguments, and any input tfopt's checks refuse (a file that is not a model, data of the wrong shape, labels
 outside the model's classes, training that turns non-finite), print one line, `tfopt <command>: error: ...`, and
@@ -98,6 +99,7 @@ def build_parser():
     _add_profile_command(commands)
     _add_compress_command(commands)
     _add_tune_command(commands)
+    _add_shard_plan_command(commands)
     return parser
 
 
@@ -497,6 +499,90 @@ def _run_tune(args):
     )
     console.print(f"Saved {result['model_path']}, tune.json and tune.md", highlight=False)
     console.print(f"TensorBoard: tensorboard --logdir {result['log_dir']}", highlight=False)
+    return 0
+
+
+def _mesh_shape(text):
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or len(shape) > 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"must be BATCHxMODEL (e.g. 2x4) or N, positive integers, got {text!r}")
+    return shape
+
+
+def _add_shard_plan_command(commands):
+    plan = commands.add_parser(
+        "shard-plan",
+        help="show how a saved model's weights and optimizer state would be split over a device mesh (JAX)",
+        description=(
+            "Loads MODEL.keras, lays it out with tfopt.strategies.get_distribution on a device mesh (JAX backend) "
+            "and prints tfopt.strategies.sharding_report: per variable its mesh axes, bytes per device and total "
+            "bytes, then the parameter and optimizer totals. --kind model_parallel (default) uses the automatic "
+            "Megatron-style layout over a (batch, model) mesh; fsdp shards every large variable over all the mesh's "
+            "devices. Without enough accelerators the plan runs on as many virtual CPU devices (bytes do not "
+            "depend on the device kind)."
+        ),
+    )
+    plan.add_argument("model", metavar="MODEL.keras", help="a Keras model saved with model.save")
+    plan.add_argument("--mesh", type=_mesh_shape, required=True, metavar="BxM",
+                      help="the mesh: BATCHxMODEL for model_parallel (1xN: pure model parallelism), N for fsdp")
+    plan.add_argument("--kind", choices=("model_parallel", "fsdp"), default="model_parallel",
+                      help="the parallelism (default: model_parallel)")
+    plan.set_defaults(run=_run_shard_plan, parser=plan)
+
+
+def _run_shard_plan(args):
+    if not os.path.isfile(args.model):
+        args.parser.error(f"argument MODEL.keras: no such file: {args.model!r}")
+    devices = 1
+    for size in args.mesh:
+        devices *= size
+    if args.kind == "model_parallel" and len(args.mesh) != 2:
+        args.parser.error(f"argument --mesh: must be BATCHxMODEL for --kind model_parallel, got {args.mesh[0]}")
+    backend = os.environ.setdefault("KERAS_BACKEND", "jax")
+    if backend != "jax":
+        args.parser.error(f"needs the JAX backend (keras.distribution lays out variables only on JAX); got "
+                          f"KERAS_BACKEND={backend!r}")
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    _import_keras_quietly()
+    import warnings
+
+    import keras
+
+    from tfopt.strategies import auto_layout_map, get_distribution, sharding_report
+
+    available = keras.distribution.list_devices()
+    if len(available) < devices:
+        available = keras.distribution.list_devices("cpu")
+    if len(available) < devices:
+        args.parser.error(f"argument --mesh: {devices} devices needed, {len(available)} available")
+    chosen = available[:devices]
+    reference = keras.models.load_model(args.model, compile=False)
+    layout_map = None
+    if args.kind == "model_parallel":
+        mesh = keras.distribution.DeviceMesh(args.mesh, ["batch", "model"], chosen)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the table gives each replicated variable's reason
+            layout_map = auto_layout_map(reference, mesh)
+        distribution = get_distribution("model_parallel", layout_map, model=reference, mesh_shape=args.mesh,
+                                        devices=chosen)
+    else:
+        distribution = get_distribution("fsdp", mesh_shape=(devices,), devices=chosen)
+    with distribution.scope(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")  # saved unbuilt
+        model = keras.models.load_model(args.model)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        report = sharding_report(model, layout_map=layout_map)
+    shape = " x ".join(map(str, args.mesh))
+    print(f"tfopt shard-plan: {args.model}, --kind {args.kind}, mesh {shape} on {devices} {chosen[0].split(':')[0]} "
+          "devices")
+    print(report)
     return 0
 
 

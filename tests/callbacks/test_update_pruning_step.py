@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from tfopt.callbacks import UpdatePruningStep
-from tfopt.compression import ConstantSparsity, prune_low_magnitude
+from tfopt.compression import ConstantSparsity, PolynomialDecay, prune_low_magnitude
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -65,3 +65,62 @@ def test_a_model_without_pruning_wrappers_is_an_error():
 
 def test_config_round_trip():
     assert UpdatePruningStep.from_config(UpdatePruningStep().get_config()).get_config() == {}
+
+
+def fit_with(schedule, epochs=2, steps=4):
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="hidden"),
+                             keras.layers.Dense(3, name="out")])
+    model = prune_low_magnitude(base, schedule)
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    x, y = data()
+    model.fit(x, y, batch_size=len(x) // steps, epochs=epochs, verbose=0, callbacks=[UpdatePruningStep()])
+    return model
+
+
+def never_prunes_warnings(record):
+    return [str(w.message) for w in record if "never prunes" in str(w.message)]
+
+
+def test_warns_once_when_end_step_is_below_frequency():
+    schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=5, frequency=100)
+    with pytest.warns(UserWarning) as record:
+        model = fit_with(schedule)
+    (message,) = never_prunes_warnings(record)
+    assert "'prune_low_magnitude_hidden'" in message and "'prune_low_magnitude_out'" in message
+    assert "no pruning step in steps 1 to 8 (begin_step=0, end_step=5, frequency=100)" in message
+    # The warning tells the truth: the fit ended dense.
+    assert all(float(np.mean(ops.convert_to_numpy(w.masks[0]))) == 1.0 for w in model.layers)
+
+
+def test_warns_when_begin_step_is_after_the_last_step_of_the_fit():
+    with pytest.warns(UserWarning) as record:
+        fit_with(ConstantSparsity(0.5, begin_step=100, frequency=1))
+    assert "no pruning step in steps 1 to 8" in never_prunes_warnings(record)[0]
+
+
+def test_warns_when_every_pruning_step_has_zero_sparsity():
+    with pytest.warns(UserWarning) as record:
+        fit_with(PolynomialDecay(0.0, 0.8, begin_step=1, end_step=40, frequency=50))
+    assert "sparsity 0 at every pruning step in steps 1 to 8" in never_prunes_warnings(record)[0]
+
+
+@pytest.mark.parametrize("schedule", [
+    ConstantSparsity(0.5, begin_step=0, frequency=4),
+    PolynomialDecay(0.0, 0.8, begin_step=0, end_step=8, frequency=2),
+    ConstantSparsity(0.5, begin_step=8, frequency=100),
+])
+def test_no_warning_when_the_schedule_prunes_in_the_fit(recwarn, schedule):
+    model = fit_with(schedule)
+    assert not never_prunes_warnings(recwarn)
+    assert float(np.mean(ops.convert_to_numpy(model.layers[0].masks[0]))) < 1.0
+
+
+def test_never_prunes_counts_from_the_wrappers_step():
+    from tfopt.callbacks.update_pruning_step import never_prunes
+
+    schedule = ConstantSparsity(0.5, begin_step=0, end_step=10, frequency=5)
+    assert never_prunes(schedule, 0, 4) == "no pruning step in steps 1 to 4 (begin_step=0, end_step=10, frequency=5)"
+    assert never_prunes(schedule, 3, 4) == ""  # step 5 is in 4..7
+    assert never_prunes(schedule, 10, None).startswith("no pruning step in steps from 11")
+    assert never_prunes(ConstantSparsity(0.5, begin_step=0, frequency=5), 10, None) == ""

@@ -154,6 +154,52 @@ def test_two_four_sparsity_holds_in_every_group_for_every_layer_type():
     np.testing.assert_allclose(stripped.predict(x, verbose=0), pruned.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
 
+def cnn_on_channels(channels):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((8, 8, channels)),
+        keras.layers.Conv2D(8, 3, name="first_conv"),
+        keras.layers.Conv2D(8, 3, name="second_conv"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(4, name="head"),
+    ])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_whole_model_n_m_leaves_layers_m_does_not_divide_dense_with_one_warning(channels):
+    with pytest.warns(UserWarning) as record:
+        pruned = prune_low_magnitude(cnn_on_channels(channels), ConstantSparsity(0.5, 1, frequency=1),
+                                     sparsity_m_by_n=(2, 4))
+    messages = [str(w.message) for w in record if "sparsity_m_by_n" in str(w.message)]
+    assert len(messages) == 1
+    assert "'first_conv' (Conv2D)" in messages[0] and "second_conv" not in messages[0]
+    assert [type(layer).__name__ for layer in pruned.layers] == ["Conv2D", "PruneLowMagnitude", "Flatten",
+                                                                 "PruneLowMagnitude"]
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, channels)).astype("float32")
+    pruned.compile(keras.optimizers.SGD(0.01), "mse")
+    pruned.fit(x, np.zeros((8, 4)), batch_size=4, epochs=1, verbose=0)
+    stripped = strip_pruning(pruned)
+    assert np.count_nonzero(ops.convert_to_numpy(stripped.get_layer("first_conv").kernel) == 0) == 0
+    for name in ("second_conv", "head"):
+        kernel = ops.convert_to_numpy(stripped.get_layer(name).kernel)
+        groups = np.moveaxis(kernel, -2, -1)
+        groups = groups.reshape(*groups.shape[:-1], groups.shape[-1] // 4, 4)
+        assert np.all(np.count_nonzero(groups, axis=-1) == 2), name
+
+
+def test_whole_model_n_m_without_a_misfit_does_not_warn(recwarn):
+    prune_low_magnitude(cnn_on_channels(4), ConstantSparsity(0.5, 1, frequency=1), sparsity_m_by_n=(2, 4))
+    assert not [w for w in recwarn if "sparsity_m_by_n" in str(w.message)]
+
+
+def test_wrapping_a_layer_m_does_not_divide_stays_an_error():
+    layer = prune_low_magnitude(keras.layers.Conv2D(8, 3), ConstantSparsity(0.5, 1, frequency=1),
+                                sparsity_m_by_n=(2, 4))
+    with pytest.raises(ValueError, match=r"Argument `sparsity_m_by_n` must have an M that divides the input "
+                                         r"channels \(3, axis -2\)"):
+        keras.Sequential([keras.Input((8, 8, 3)), layer])
+
+
 def test_one_to_four_keeps_the_largest_magnitude():
     layer = prune_low_magnitude(keras.layers.Dense(3), ConstantSparsity(0.5, 1, frequency=1), sparsity_m_by_n=(1, 4))
     model = keras.Sequential([keras.Input((8,)), layer])
@@ -545,10 +591,10 @@ def test_bad_arguments_name_the_argument(kwargs, error, message):
     assert message in str(raised.value)
 
 
-def test_n_m_that_does_not_divide_the_channels_is_an_error():
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="d6")])
+def test_n_m_that_does_not_divide_the_channels_of_a_wrapped_layer_is_an_error():
     with pytest.raises(ValueError) as raised:
-        prune_low_magnitude(model, sparsity_m_by_n=(2, 4))
+        keras.Sequential([keras.Input((6,)), prune_low_magnitude(keras.layers.Dense(8, name="d6"),
+                                                                 sparsity_m_by_n=(2, 4))])
     message = str(raised.value)
     assert "Argument `sparsity_m_by_n` must have an M that divides the input channels (6, axis -2)" in message
     assert "'d6'" in message and "Received: sparsity_m_by_n=(2, 4)" in message

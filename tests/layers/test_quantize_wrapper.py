@@ -146,3 +146,73 @@ def test_qat_fit_learns_on_this_backend():
     history = model.fit(x, y, epochs=8, batch_size=32, verbose=0)
     assert history.history["accuracy"][-1] > 0.9
     assert float(numpy(model.layers[0].activation_range("input_0")[1])) == pytest.approx(x.max(), rel=0.3)
+
+
+def clustered_dense(values, *, preserve_sparsity=False, preserve_clusters):
+    """A Dense(3) on 4 inputs whose kernel holds only `values` (in a fixed pattern), wrapped for QAT."""
+    layer = keras.layers.Dense(3)
+    layer.build((None, 4))
+    kernel = np.asarray(values, "float32")[np.arange(12).reshape(4, 3) % len(values)]
+    layer.set_weights([kernel, np.zeros(3, "float32")])
+    wrapper = QuantizeWrapper(layer, preserve_sparsity=preserve_sparsity, preserve_clusters=preserve_clusters)
+    model = keras.Sequential([keras.Input((4,)), wrapper])
+    return model, wrapper, kernel
+
+
+def fit_a_few_steps(model):
+    rng = np.random.default_rng(3)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.fit(rng.normal(size=(16, 4)), rng.normal(size=(16, 3)), batch_size=4, epochs=2, verbose=0)
+
+
+def test_preserve_clusters_trains_the_shared_values_with_fixed_assignments():
+    model, wrapper, kernel = clustered_dense([-0.5, 0.25, 0.75], preserve_clusters=3)
+    centroids, indices = wrapper._clusters["kernel"]
+    np.testing.assert_allclose(numpy(centroids), [-0.5, 0.25, 0.75])
+    np.testing.assert_array_equal(np.asarray([-0.5, 0.25, 0.75])[numpy(indices)], kernel)
+    assert {w.path.split("/")[-1] for w in wrapper.trainable_weights} == {"kernel_centroids", "bias"}
+    fit_a_few_steps(model)
+    assert not np.allclose(numpy(centroids), [-0.5, 0.25, 0.75])  # the shared values trained
+    np.testing.assert_array_equal(numpy(wrapper.layer.kernel), kernel)  # the float kernel did not
+    np.testing.assert_array_equal(numpy(indices), np.arange(12).reshape(4, 3) % 3)  # nor the assignments
+    used = np.take(numpy(centroids), numpy(indices))
+    np.testing.assert_allclose(numpy(wrapper.quantized_weights()["kernel"]), reference_symmetric(used), atol=1e-6)
+
+
+def test_preserve_clusters_with_sparsity_keeps_the_zeros_out_of_the_shared_values():
+    model, wrapper, kernel = clustered_dense([0.0, -0.4, 0.6], preserve_sparsity=True, preserve_clusters=2)
+    np.testing.assert_allclose(numpy(wrapper._clusters["kernel"][0]), [-0.4, 0.6])
+    fit_a_few_steps(model)
+    quantized = numpy(wrapper.quantized_weights()["kernel"])
+    np.testing.assert_array_equal(quantized == 0, kernel == 0)
+    for channel in quantized.T:
+        assert len(np.unique(channel[channel != 0])) <= 2
+
+
+def test_preserve_clusters_pads_a_weight_with_fewer_distinct_values():
+    _, wrapper, _ = clustered_dense([0.3, -0.3], preserve_clusters=4)
+    np.testing.assert_allclose(numpy(wrapper._clusters["kernel"][0]), [-0.3, 0.3, 0.3, 0.3])
+
+
+def test_preserve_clusters_and_quantize_config_round_trip():
+    from tfopt.layers import Default8BitQuantizeConfig
+
+    wrapper = QuantizeWrapper(keras.layers.Dense(2), preserve_clusters=16)
+    assert QuantizeWrapper.from_config(wrapper.get_config()).preserve_clusters == 16
+    config = Default8BitQuantizeConfig(["kernel"], ["activation"], True)
+    clone = QuantizeWrapper.from_config(QuantizeWrapper(keras.layers.Dense(2), quantize_config=config).get_config())
+    assert isinstance(clone.quantize_config, Default8BitQuantizeConfig)
+    assert clone.quantize_config.get_config() == config.get_config()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"preserve_clusters": 257}, ValueError,
+     "Argument `preserve_clusters` must be an integer in [1, 256]. Received: preserve_clusters=257"),
+    ({"preserve_clusters": 2.5}, TypeError, "Argument `preserve_clusters` must be an integer in [1, 256]"),
+    ({"quantize_config": "8bit"}, TypeError,
+     "Argument `quantize_config` must be a tfopt.layers.QuantizeConfig or None. Received: quantize_config='8bit'"),
+])
+def test_rejects_bad_collaborative_arguments(kwargs, error, message):
+    with pytest.raises(error) as raised:
+        QuantizeWrapper(keras.layers.Dense(2), **kwargs)
+    assert message in str(raised.value)

@@ -2,7 +2,8 @@
 
 Public objects:
     measure_model, ModelReport: size, sparsity, accuracy and latency of a Keras model or a TFLite file.
-    quantize_model: quantization-aware training (int8 weights per channel, int8 activations).
+    quantize_model: quantization-aware training (int8 weights per channel, int8 activations); also PQAT, CQAT, PCQAT.
+    quantize_annotate_layer, quantize_annotate_model, quantize_apply: QAT of selected layers, custom configs.
     export_tflite, inspect_tflite, evaluate_tflite: TFLite/LiteRT files (float, dynamic, float16, full int8).
     cluster_weights, strip_clustering: weight sharing with trainable centroids.
     fold_batch_norms: BatchNormalization merged into the Conv/Dense before it.
@@ -21,7 +22,12 @@ from tfopt.compression.export import evaluate_tflite, export_tflite, inspect_tfl
 from tfopt.compression.fold import fold_batch_norms
 from tfopt.compression.prune import prune_low_magnitude, sparsity_report, strip_pruning
 from tfopt.compression.prune_channels import prune_channels
-from tfopt.compression.quantize import quantize_model
+from tfopt.compression.quantize import (
+    quantize_annotate_layer,
+    quantize_annotate_model,
+    quantize_apply,
+    quantize_model,
+)
 from tfopt.compression.regularize import add_regularizer
 from tfopt.compression.remove_dead_channels import remove_dead_channels
 from tfopt.compression.report import ModelReport, count_flops, measure_model
@@ -46,6 +52,9 @@ __all__ = [
     "measure_model",
     "prune_channels",
     "prune_low_magnitude",
+    "quantize_annotate_layer",
+    "quantize_annotate_model",
+    "quantize_apply",
     "quantize_model",
     "remove_dead_channels",
     "sparsity_report",

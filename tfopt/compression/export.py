@@ -235,7 +235,7 @@ def _export_graph(model, fake_quant):
         return model
 
     def clone(layer):
-        if isinstance(layer, QuantizeWrapper):
+        if isinstance(layer, QuantizeWrapper) and layer.quantize_config is None:
             return _ExportLayer(layer, fake_quant)
         if isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
             return _StaticReshape(layer)

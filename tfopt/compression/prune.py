@@ -5,6 +5,8 @@ Keras 3 models are pruned with `tfopt.layers.PruneLowMagnitude` (keras.ops only,
 model goes to tfmot through `tfopt.compression._tfmot_bridge` (TensorFlow only), so one call serves both.
 """
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -34,6 +36,9 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), spar
 
     Layers without weights (pooling, flatten, dropout, ...) and normalization layers stay as they are. Any other
     layer that cannot be pruned raises a ValueError naming it, unless `skip_unsupported=True` leaves it dense.
+    With `sparsity_m_by_n`, a model's layers whose input channels M does not divide (a first Conv2D on 1 or 3
+    channels) stay dense, as in tfmot, with one warning that names them; wrapping such a layer itself (a layer or
+    a list of layers) is a ValueError.
 
     Sparsity at step t (the schedule's), over a layer's n weights (or, with pruning_scope="global", over the n
     weights of every wrapped layer together): the weights whose magnitude is at least the k-th largest are kept,
@@ -78,7 +83,7 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), spar
         return _wrapper.PruneLowMagnitude(layer, **arguments)
 
     if isinstance(to_prune, keras.Model):
-        model, wrappers = _copy_model(to_prune, wrap, skip_unsupported)
+        model, wrappers = _copy_model(to_prune, wrap, skip_unsupported, arguments["sparsity_m_by_n"])
         result = model
     elif isinstance(to_prune, (list, tuple)):
         for i, layer in enumerate(to_prune):
@@ -125,11 +130,24 @@ def _check_clonable(model, function):
                              advice=f"Apply {function} to its layers inside the model's __init__ instead.")
 
 
-def _copy_model(model, clone_layer_function, skip_unsupported):
-    """Clones a Sequential/functional model, wrapping the prunable layers; copies every weight. Returns the new
-    model and its wrappers in model order."""
+def _n_m_misfit(layer, n_m):
+    """Whether M does not divide the N:M axis of one of a built layer's prunable weights."""
+    if n_m is None or not layer.built:
+        return False
+    try:
+        found = pruning_rules.prunable_weights(layer)
+    except ValueError:
+        return False
+    return any((v.shape[axis] if len(v.shape) else 1) % n_m[1] for v, axis in found)
+
+
+def _copy_model(model, clone_layer_function, skip_unsupported, sparsity_m_by_n=None):
+    """Clones a Sequential/functional model, wrapping the prunable layers (but those whose channels the N:M
+    pattern's M does not divide: they stay dense, with one warning); copies every weight. Returns the new model
+    and its wrappers in model order."""
     _check_clonable(model, "prune_low_magnitude")
     copies = []  # (original layer, new layer whose weights receive the original's)
+    left_dense = []
 
     def clone(layer):
         if isinstance(layer, keras.layers.InputLayer):
@@ -137,6 +155,9 @@ def _copy_model(model, clone_layer_function, skip_unsupported):
         fresh = layer.__class__.from_config(layer.get_config())
         copies.append((layer, fresh))
         if isinstance(layer, _wrapper.PruneLowMagnitude):
+            return fresh
+        if pruning_rules.is_prunable(layer) and _n_m_misfit(layer, sparsity_m_by_n):
+            left_dense.append(f"{layer.name!r} ({type(layer).__name__})")
             return fresh
         if pruning_rules.is_prunable(layer):
             inner = fresh
@@ -149,6 +170,14 @@ def _copy_model(model, clone_layer_function, skip_unsupported):
     new = keras.models.clone_model(model, clone_function=clone, recursive=True)
     for original, fresh in copies:
         fresh.set_weights(original.get_weights())
+    if left_dense:
+        n, m = sparsity_m_by_n
+        warnings.warn(
+            f"prune_low_magnitude(sparsity_m_by_n={(n, m)!r}) leaves {len(left_dense)} layer(s) dense because "
+            f"{m} does not divide their input channels: {', '.join(left_dense)}. The other layers are pruned "
+            f"{n}:{m}.",
+            stacklevel=3,
+        )
     return new, _collect_wrappers(new)
 
 

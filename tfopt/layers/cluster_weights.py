@@ -85,6 +85,9 @@ class ClusterWeights(keras.layers.Wrapper):
                 f"tfopt.layers.QuantizableLayer. Received: layer={layer!r}"
             )
         super().__init__(layer, **kwargs)
+        # A first layer given `input_shape` (Keras 2 style) still gives its Sequential model an input.
+        if getattr(layer, "_input_shape_arg", None) is not None:
+            self._input_shape_arg = layer._input_shape_arg
         self.number_of_clusters = _checks.integer("number_of_clusters", number_of_clusters, 2)
         self.centroid_init = _checks.choice("centroid_init", centroid_init, CENTROID_INITS)
         self.seed = _checks.integer("seed", seed, 0)

@@ -158,6 +158,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             pruning_schedule, block_size, sparsity_m_by_n, pruning_scope)
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
+        # A first layer given `input_shape` (Keras 2 style) still gives its Sequential model an input.
+        if getattr(layer, "_input_shape_arg", None) is not None:
+            self._input_shape_arg = layer._input_shape_arg
         self.pruning_schedule = self_schedule
         self.block_size = block_size
         self.sparsity_m_by_n = sparsity_m_by_n

@@ -8,7 +8,7 @@ for activations clipping stops it outside the range, as in TensorFlow's `FakeQua
 
 from keras import ops
 
-__all__ = ["fake_quant_affine", "fake_quant_symmetric_per_channel", "symmetric_per_channel_codes"]
+__all__ = ["fake_quant_affine", "fake_quant_symmetric_per_channel", "nudged_range", "symmetric_per_channel_codes"]
 
 # int8 weights use the narrow range [-127, 127] (zero point 0, no -128), as TFLite requires for weights.
 WEIGHT_QMAX = 127.0
@@ -49,29 +49,33 @@ def symmetric_per_channel_codes(w, channel_axes):
     return ops.clip(_round_half_up(w / scale), -WEIGHT_QMAX, WEIGHT_QMAX), scale
 
 
-def nudged_range(minimum, maximum):
+def nudged_range(minimum, maximum, num_bits=8, narrow_range=False):
     """The range TensorFlow's FakeQuant uses for `[minimum, maximum]`: widened to hold 0, shifted so that 0 is a
-    level. Returns `(nudged_min, nudged_max, scale)`.
+    level. Returns `(nudged_min, nudged_max, scale)`. With `q_min = 1 if narrow_range else 0`,
+    `q_max = 2 ** num_bits - 1` (255 and 256 levels for the 8-bit default):
 
-        scale = (max - min) / 255,   z = clip(round(-min / scale), 0, 255)
-        nudged_min = -z * scale,     nudged_max = (255 - z) * scale
+        scale = (max - min) / (q_max - q_min),   z = clip(round(q_min - min / scale), q_min, q_max)
+        nudged_min = (q_min - z) * scale,        nudged_max = (q_max - z) * scale
     """
+    q_min = 1.0 if narrow_range else 0.0
+    q_max = float(2**num_bits - 1)
     minimum = ops.minimum(minimum, 0.0)
     maximum = ops.maximum(ops.maximum(maximum, 0.0), minimum + _TINY)
-    scale = (maximum - minimum) / ACTIVATION_LEVELS
-    zero_point = ops.clip(_round_half_up(-minimum / scale), 0.0, ACTIVATION_LEVELS)
-    return -zero_point * scale, (ACTIVATION_LEVELS - zero_point) * scale, scale
+    scale = (maximum - minimum) / (q_max - q_min)
+    zero_point = ops.clip(_round_half_up(q_min - minimum / scale), q_min, q_max)
+    return (q_min - zero_point) * scale, (q_max - zero_point) * scale, scale
 
 
-def fake_quant_affine(x, minimum, maximum):
-    """Rounds `x` to the 256 levels of the nudged range `[min, max]` (per tensor, asymmetric), as TFLite's int8
-    activations do:
+def fake_quant_affine(x, minimum, maximum, num_bits=8, narrow_range=False):
+    """Rounds `x` to the levels of the nudged range `[min, max]` (asymmetric; per tensor, or per channel when
+    `min` and `max` are vectors over the last axis), as TFLite's int8 activations do:
 
         y = round((clip(x, min_n, max_n) - min_n) / scale) * scale + min_n
 
-    Gradient: 1 inside `[min_n, max_n]`, 0 outside (straight-through with clipping).
+    Gradient: 1 inside `[min_n, max_n]`, 0 outside (straight-through with clipping). `num_bits` and
+    `narrow_range` as in TensorFlow's `FakeQuantWithMinMaxVars` (default 8 bits, 256 levels).
     """
-    low, high, scale = (ops.stop_gradient(v) for v in nudged_range(minimum, maximum))
+    low, high, scale = (ops.stop_gradient(v) for v in nudged_range(minimum, maximum, num_bits, narrow_range))
     clipped = ops.clip(x, low, high)
     q = _round_half_up((clipped - low) / scale) * scale + low
     return clipped + ops.stop_gradient(q - clipped)

@@ -1,0 +1,5 @@
+"""`tfmot.clustering`: its `keras` namespace (weight clustering)."""
+
+from tfopt.compat.tfmot.clustering import keras
+
+__all__ = ["keras"]

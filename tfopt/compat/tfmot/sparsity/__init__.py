@@ -1,0 +1,5 @@
+"""`tfmot.sparsity`: its `keras` namespace (pruning)."""
+
+from tfopt.compat.tfmot.sparsity import keras
+
+__all__ = ["keras"]
