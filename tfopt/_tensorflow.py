@@ -43,3 +43,17 @@ def sam_train_step(sam, data):
     first = next(t for t in keras.tree.flatten(x) if t is not None)
     sam._loss_metric().update_state(loss * replicas_in_sync(), sample_weight=tf.shape(first)[0])
     return sam.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def unique_rows(gradient):
+    """`(indices, values)` of a `tf.IndexedSlices` gradient with repeated indices summed (each row once), as
+    TensorFlow's optimizers see a sparse gradient (an `Embedding` lookup repeats a row once per occurrence)."""
+    indices, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(indices)[0])
+    return indices, values
+
+
+def rows(values, indices, variable):
+    """`values` for the rows `indices` of `variable`, as a `tf.IndexedSlices` that the optimizer's `assign*`
+    writes with a scatter (only those rows are read and written)."""
+    return tf.IndexedSlices(values, indices, dense_shape=tf.shape(variable))
