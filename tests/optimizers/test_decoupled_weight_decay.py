@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tfopt.optimizers.decoupled_weight_decay import (
-    DecoupledAdamW,
     SGDW,
+    DecoupledAdamW,
     extend_with_decoupled_weight_decay,
 )
 

@@ -13,6 +13,10 @@ Public objects:
     LARS: momentum SGD with a layer-wise trust ratio, for very large batches.
     Prodigy: learning-rate-free Adam that estimates its own step size.
     ScheduleFreeSGD, ScheduleFreeAdamW: Schedule-Free training without a decay schedule.
+    LazyAdam: Adam that updates only the rows of sparse (embedding) gradients, moments included.
+    SGDW, DecoupledAdamW, extend_with_decoupled_weight_decay, DecoupledWeightDecayExtension: decoupled weight
+        decay not scaled by the learning rate (TensorFlow Addons' convention).
+    MultiOptimizer: one optimizer per group of layers or variables.
     Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping: wrappers around any optimizer.
     get: an optimizer from a name, a config dict or an instance (tfopt's and Keras's names).
 """
@@ -20,9 +24,17 @@ Public objects:
 from tfopt.optimizers.adabelief import AdaBelief
 from tfopt.optimizers.adan import Adan
 from tfopt.optimizers.adaptive_gradient_clipping import AdaptiveGradientClipping
+from tfopt.optimizers.decoupled_weight_decay import (
+    SGDW,
+    DecoupledAdamW,
+    DecoupledWeightDecayExtension,
+    extend_with_decoupled_weight_decay,
+)
 from tfopt.optimizers.gradient_centralization import GradientCentralization
 from tfopt.optimizers.lars import LARS
+from tfopt.optimizers.lazy_adam import LazyAdam
 from tfopt.optimizers.lookahead import Lookahead
+from tfopt.optimizers.multi_optimizer import MultiOptimizer
 from tfopt.optimizers.prodigy import Prodigy
 from tfopt.optimizers.radam import RAdam
 from tfopt.optimizers.registry import get
@@ -33,16 +45,22 @@ from tfopt.optimizers.yogi import Yogi
 
 __all__ = [
     "LARS",
+    "SGDW",
     "SWA",
     "AdaBelief",
     "Adan",
     "AdaptiveGradientClipping",
+    "DecoupledAdamW",
+    "DecoupledWeightDecayExtension",
     "GradientCentralization",
+    "LazyAdam",
     "Lookahead",
+    "MultiOptimizer",
     "Prodigy",
     "RAdam",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
     "Yogi",
+    "extend_with_decoupled_weight_decay",
     "get",
 ]

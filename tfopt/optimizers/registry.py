@@ -14,6 +14,7 @@ _OPTIMIZERS = {
     "prodigy": ("tfopt.optimizers.prodigy", "Prodigy"),
     "schedule_free_sgd": ("tfopt.optimizers.schedule_free_sgd", "ScheduleFreeSGD"),
     "schedule_free_adamw": ("tfopt.optimizers.schedule_free_adamw", "ScheduleFreeAdamW"),
+    "lazy_adam": ("tfopt.optimizers.lazy_adam", "LazyAdam"),
     "lookahead": ("tfopt.optimizers.lookahead", "Lookahead"),
     "swa": ("tfopt.optimizers.swa", "SWA"),
     "gradient_centralization": ("tfopt.optimizers.gradient_centralization", "GradientCentralization"),
