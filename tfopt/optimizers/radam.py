@@ -118,16 +118,6 @@ class RAdam(keras.optimizers.Optimizer):
         self.warmup_proportion = _checks.number("warmup_proportion", warmup_proportion, 0.0, 1.0)
         self.min_lr = _checks.number("min_lr", min_lr, low=0.0)
 
-    def _warmed_learning_rate(self, lr, t, dtype):
-        """TFA's warmup then linear decay to `min_lr` over `total_steps` (the rate itself when 0)."""
-        if self.total_steps == 0:
-            return lr
-        total = ops.cast(self.total_steps, dtype)
-        warmup = total * ops.cast(self.warmup_proportion, dtype)
-        decay_steps = ops.maximum(total - warmup, 1.0)
-        decayed = lr + (ops.cast(self.min_lr, dtype) - lr) * ops.minimum(t - warmup, decay_steps) / decay_steps
-        return ops.where(t <= warmup, lr * t / ops.maximum(warmup, 1e-30), decayed)
-
     def _apply_weight_decay(self, variables):
         # With the warmup the decay follows the warmed rate, so `update_step` applies it.
         if self.total_steps == 0:
@@ -146,7 +136,7 @@ class RAdam(keras.optimizers.Optimizer):
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         t = ops.cast(self.iterations + 1, dtype)
-        lr = self._warmed_learning_rate(lr, t, dtype)
+        lr = _common.warmup_then_linear_decay(lr, t, self.total_steps, self.warmup_proportion, self.min_lr, dtype)
         if self.total_steps and self.weight_decay is not None and self._use_weight_decay(variable):
             self.assign_sub(variable, variable * lr * ops.cast(self.weight_decay, dtype))
 
