@@ -8,8 +8,16 @@ from keras import ops
 from tfopt import _checks
 
 
+def _scalar(value):
+    """A scalar tensor (TFA's docs pass `1e-1 * schedule(step)`) as a float; anything else as it is."""
+    if ops.is_tensor(value) and len(value.shape) == 0:
+        return float(ops.convert_to_numpy(value))
+    return value
+
+
 def _decay_value(weight_decay):
-    if isinstance(weight_decay, keras.optimizers.schedules.LearningRateSchedule):
+    weight_decay = _scalar(weight_decay)
+    if isinstance(weight_decay, keras.optimizers.schedules.LearningRateSchedule) or callable(weight_decay):
         return weight_decay
     return _checks.schedule_or_rate("weight_decay", weight_decay)
 
@@ -32,8 +40,9 @@ class DecoupledWeightDecayExtension:
     step (TFA's `decay_var_list` argument of `minimize` / `apply_gradients` selected them instead).
 
     Args:
-        weight_decay: the decay per step, a number >= 0 or a
-            `keras.optimizers.schedules.LearningRateSchedule`; the first argument, as in TFA.
+        weight_decay: the decay per step, a number >= 0, a `keras.optimizers.schedules.LearningRateSchedule`
+            (called with the step) or a callable of no arguments (called every step, as TFA's
+            `weight_decay=lambda: 1e-4 * schedule(step)`); the first argument, as in TFA.
         *args, **kwargs: the wrapped optimizer's arguments (its own `weight_decay` is not taken).
     """
 
@@ -52,6 +61,8 @@ class DecoupledWeightDecayExtension:
             decay = self.weight_decay
             if isinstance(decay, keras.optimizers.schedules.LearningRateSchedule):
                 decay = decay(self.iterations)
+            elif callable(decay):  # TFA's `weight_decay=lambda: ...`, called every step
+                decay = decay()
             self.assign_sub(variable, variable * ops.cast(decay, variable.dtype))
         super().update_step(gradient, variable, learning_rate)
 
@@ -59,14 +70,16 @@ class DecoupledWeightDecayExtension:
         config = super().get_config()
         if isinstance(self.weight_decay, keras.optimizers.schedules.LearningRateSchedule):
             config["weight_decay"] = keras.optimizers.schedules.serialize(self.weight_decay)
+        elif callable(self.weight_decay):
+            config["weight_decay"] = keras.saving.serialize_keras_object(self.weight_decay)
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         if isinstance(config.get("weight_decay"), dict):
-            config["weight_decay"] = keras.optimizers.schedules.deserialize(config["weight_decay"],
-                                                                            custom_objects=custom_objects)
+            config["weight_decay"] = keras.saving.deserialize_keras_object(config["weight_decay"],
+                                                                           custom_objects=custom_objects)
         return super().from_config(config, custom_objects=custom_objects)
 
 
@@ -126,7 +139,7 @@ class SGDW(DecoupledWeightDecayExtension, keras.optimizers.SGD):
     """
 
     def __init__(self, weight_decay, learning_rate=0.001, momentum=0.0, nesterov=False, name="SGDW", **kwargs):
-        super().__init__(weight_decay, learning_rate=_checks.learning_rate(learning_rate), momentum=momentum,
+        super().__init__(weight_decay, learning_rate=_checks.learning_rate(_scalar(learning_rate)), momentum=momentum,
                          nesterov=_checks.boolean("nesterov", nesterov), name=name, **kwargs)
 
 
@@ -150,7 +163,7 @@ class DecoupledAdamW(DecoupledWeightDecayExtension, keras.optimizers.Adam):
 
     def __init__(self, weight_decay, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  name="DecoupledAdamW", **kwargs):
-        super().__init__(weight_decay, learning_rate=_checks.learning_rate(learning_rate),
+        super().__init__(weight_decay, learning_rate=_checks.learning_rate(_scalar(learning_rate)),
                          beta_1=_checks.number("beta_1", beta_1, 0.0, 1.0, high_open=True),
                          beta_2=_checks.number("beta_2", beta_2, 0.0, 1.0, high_open=True),
                          epsilon=_checks.number("epsilon", epsilon, low=0.0),

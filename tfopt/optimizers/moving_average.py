@@ -104,9 +104,11 @@ class MovingAverage(OptimizerWrapper):
         self.assign(average, average.value - (1.0 - decay) * (average.value - weights))
 
     def assign_average_vars(self, var_list):
-        """Writes each variable's moving average into it (before evaluating or saving the averaged model)."""
+        """Writes each variable's moving average into it (before evaluating or saving the averaged model);
+        variables it does not train (`model.variables` may be passed) are left as they are."""
         for variable in var_list:
-            variable.assign(self._averages[self._get_variable_index(variable)])
+            if self._var_key(variable) in self._trainable_variables_indices:  # e.g. not BatchNorm statistics
+                variable.assign(self._averages[self._get_variable_index(variable)])
 
     def _wrapper_config(self):
         return {"average_decay": self.average_decay, "num_updates": self.num_updates, "start_step": self.start_step,

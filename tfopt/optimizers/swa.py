@@ -141,7 +141,8 @@ class SWA(EvalSwapMixin, OptimizerWrapper):
         if self.averaged_snapshots == 0:
             return
         for variable in var_list:
-            variable.assign(self._averages[self._get_variable_index(variable)])
+            if self._var_key(variable) in self._trainable_variables_indices:  # e.g. not BatchNorm statistics
+                variable.assign(self._averages[self._get_variable_index(variable)])
 
     def _wrapper_config(self):
         return {"start_averaging": self.start_averaging, "average_period": self.average_period}

@@ -1,0 +1,1 @@
+"""Migration namespaces: `tfopt.compat.tfmot` and `tfopt.compat.tfa` (names and arguments only, on tfopt's objects)."""
