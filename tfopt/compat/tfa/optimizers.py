@@ -115,7 +115,8 @@ def AdaBelief(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-14, weig
     """`tfa.optimizers.AdaBelief`: tfopt's `AdaBelief` with TFA's defaults (epsilon 1e-14, rectified)."""
     _unsupported("amsgrad", amsgrad, False, "AdaBelief")
     _unsupported("sma_threshold", sma_threshold, 5.0, "AdaBelief")
-    return _AdaBelief(learning_rate=_learning_rate(learning_rate, kwargs), beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+    return _AdaBelief(learning_rate=_learning_rate(learning_rate, kwargs),
+                      beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                       weight_decay=_decay(weight_decay), rectify=rectify, total_steps=total_steps,
                       warmup_proportion=warmup_proportion, min_lr=min_lr, name=name, **kwargs)
 
@@ -125,7 +126,8 @@ def LAMB(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6, weight_dec
     """`tfa.optimizers.LAMB`: `keras.optimizers.Lamb` (see the module docstring for the weight decay)."""
     _unsupported("exclude_from_layer_adaptation", exclude_from_layer_adaptation, None, "LAMB",
                  " Keras's Lamb adapts every variable.")
-    optimizer = keras.optimizers.Lamb(learning_rate=_learning_rate(learning_rate, kwargs), beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+    optimizer = keras.optimizers.Lamb(learning_rate=_learning_rate(learning_rate, kwargs),
+                                      beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                                       weight_decay=_decay(weight_decay), name=name, **kwargs)
     if exclude_from_weight_decay:
         optimizer.exclude_from_weight_decay(var_names=list(exclude_from_weight_decay))
@@ -136,7 +138,8 @@ def LazyAdam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgra
              **kwargs):
     """`tfa.optimizers.LazyAdam`: tfopt's `LazyAdam`."""
     _unsupported("amsgrad", amsgrad, False, "LazyAdam")
-    return _LazyAdam(learning_rate=_learning_rate(learning_rate, kwargs), beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, name=name,
+    return _LazyAdam(learning_rate=_learning_rate(learning_rate, kwargs),
+                     beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, name=name,
                      **kwargs)
 
 
