@@ -121,5 +121,20 @@ def test_all_zero_rows_are_left_untouched_off_tensorflow():
     assert_matches_reference(trajectory, reference_lazy_adam(initial, steps, 0.05))
 
 
-def test_embedding_model_saves_and_continues(tmp_path):
+def test_save_load_continues(tmp_path):
     check_save_load_continues(lambda: LazyAdam(learning_rate=0.01), tmp_path, epochs=1)
+
+
+@agnostic
+@pytest.mark.parametrize(("make", "lazy"), [(lambda: LazyAdam(0.01), True), (lambda: keras.optimizers.Adam(0.01),
+                                                                              False)])
+def test_rows_not_looked_up_stay_in_fit_where_adam_moves_them(make, lazy):
+    model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(20, 4),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    model.compile(make(), loss="mse")
+    ids = np.arange(30).reshape(10, 3) % 10
+    model.fit(ids, np.ones((10, 1)), batch_size=5, epochs=1, shuffle=False, verbose=0)
+    seen = keras.ops.convert_to_numpy(model.layers[0].embeddings)[:10].copy()
+    model.fit(ids + 10, np.ones((10, 1)), batch_size=5, epochs=1, shuffle=False, verbose=0)
+    later = keras.ops.convert_to_numpy(model.layers[0].embeddings)[:10]
+    assert np.array_equal(later, seen) == lazy
