@@ -149,7 +149,7 @@ class AdaBelief(keras.optimizers.Optimizer):
         rho_safe = ops.where(rectified, rho_t, ops.cast(6.0, dtype))
         r_t = ops.sqrt((rho_safe - 4.0) * (rho_safe - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_safe))
         adaptive = r_t * root_2 * m / (ops.sqrt(s) + epsilon * root_2)
-        self.assign_sub(variable, lr / correction_1 * ops.where(rectified, adaptive, m))
+        self.assign_sub(variable, lr / correction_1 * ops.where(rectified, adaptive, m.value))
 
     def get_config(self):
         config = super().get_config()
