@@ -56,7 +56,13 @@ class ScaledCyclicalLearningRate(CyclicalLearningRate):
 
     def __init__(self, initial_learning_rate, maximal_learning_rate, step_size, scale_fn, scale_mode="cycle",
                  name=None):
-        super().__init__(initial_learning_rate, maximal_learning_rate, step_size)
+        # Checked under TFA's names first (CyclicalLearningRate would name its own arguments).
+        initial = _checks.finite_number("initial_learning_rate", initial_learning_rate)
+        maximal = _checks.finite_number("maximal_learning_rate", maximal_learning_rate)
+        if maximal < initial:
+            raise ValueError(f"Argument `maximal_learning_rate` must be >= `initial_learning_rate` (={initial!r}). "
+                             f"Received: maximal_learning_rate={maximal_learning_rate!r}")
+        super().__init__(initial, maximal, _checks.integer("step_size", step_size, 1))
         self.scale_fn = _check_scale_fn(scale_fn)
         self.scale_mode = _checks.choice("scale_mode", scale_mode, SCALE_MODES)
         self.name = name
