@@ -183,3 +183,22 @@ def test_tfa_defaults():
     assert (yogi["epsilon"], yogi["epsilon_before_correction"]) == (1e-3, True)
     assert np.isclose(float(tfa.optimizers.Yogi().learning_rate), 0.01)
     assert np.isclose(float(tfa.optimizers.SGDW(1e-4).learning_rate), 1e-3)
+
+
+@agnostic
+def test_lookahead_matches_tfa_transcription():
+    # TFA Lookahead around SGD(0.1): slow weights start at the initial weights; after update k with
+    # k % sync_period == 0 both become slow + alpha (fast - slow).
+    rng = np.random.default_rng(1)
+    initial = rng.normal(size=(3, 2)).astype("float32")
+    gradients = rng.normal(size=(40, 3, 2)).astype("float32")
+    variable = keras.Variable(initial)
+    optimizer = tfa.optimizers.Lookahead(keras.optimizers.SGD(0.1), sync_period=5, slow_step_size=0.3)
+    fast, slow = initial.astype(np.float64), initial.astype(np.float64)
+    for k, g in enumerate(gradients, start=1):
+        optimizer.apply([g], [variable])
+        fast = fast - 0.1 * g
+        if k % 5 == 0:
+            slow = slow + 0.3 * (fast - slow)
+            fast = slow.copy()
+        np.testing.assert_allclose(ops.convert_to_numpy(variable), fast, rtol=1e-5, atol=1e-6)
