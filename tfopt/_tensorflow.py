@@ -59,3 +59,17 @@ def fake_quant(x, minimum, maximum, num_bits=8, narrow_range=False):
             x, minimum, maximum, num_bits=num_bits, narrow_range=narrow_range)
     return tf.quantization.fake_quant_with_min_max_vars(x, minimum, maximum, num_bits=num_bits,
                                                         narrow_range=narrow_range)
+
+
+def unique_rows(gradient):
+    """`(indices, values)` of a `tf.IndexedSlices` gradient with repeated indices summed (each row once), as
+    TensorFlow's optimizers see a sparse gradient (an `Embedding` lookup repeats a row once per occurrence)."""
+    indices, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(indices)[0])
+    return indices, values
+
+
+def rows(values, indices, variable):
+    """`values` for the rows `indices` of `variable`, as a `tf.IndexedSlices` that the optimizer's `assign*`
+    writes with a scatter (only those rows are read and written)."""
+    return tf.IndexedSlices(values, indices, dense_shape=tf.shape(variable))

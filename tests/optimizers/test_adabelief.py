@@ -157,3 +157,60 @@ def test_trains_digits_classifier():
 def test_sparse_embedding_gradients():
     check_sparse_gradients(make)
 
+
+
+def reference_tfa_adabelief(initial, gradients, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-14, weight_decay=0.0,
+                            rectify=True, total_steps=0, warmup_proportion=0.1, min_lr=0.0):
+    """`tfa.optimizers.AdaBelief._resource_apply_dense` in float64, line for line (no AMSGrad)."""
+    w = [np.asarray(x, np.float64).copy() for x in initial]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    out = []
+    for t, step in enumerate(gradients, start=1):
+        lr_t = lr
+        if total_steps > 0:
+            warmup = total_steps * warmup_proportion
+            decay_steps = max(total_steps - warmup, 1)
+            lr_t = lr * t / warmup if t <= warmup else lr + (min_lr - lr) / decay_steps * min(t - warmup,
+                                                                                               decay_steps)
+        sma_inf = 2 / (1 - beta_2) - 1
+        sma_t = sma_inf - 2 * t * beta_2**t / (1 - beta_2**t)
+        for i, g in enumerate(step):
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g
+            m_corr = m[i] / (1 - beta_1**t)
+            v[i] = beta_2 * v[i] + (1 - beta_2) * (g - m[i]) ** 2 + epsilon
+            v_corr = np.sqrt(v[i] / (1 - beta_2**t))
+            if not rectify:
+                update = m_corr / (v_corr + epsilon)
+            elif sma_t >= 5:
+                r_t = np.sqrt((sma_t - 4) * (sma_t - 2) * sma_inf / ((sma_inf - 4) * (sma_inf - 2) * sma_t))
+                update = r_t * m_corr / (v_corr + epsilon)
+            else:
+                update = m_corr
+            w[i] = w[i] - lr_t * (update + weight_decay * w[i])
+        out.append([x.copy() for x in w])
+    return out
+
+
+@agnostic
+@pytest.mark.parametrize("tfa_arguments", [
+    {"rectify": True},
+    {"rectify": True, "total_steps": 40, "warmup_proportion": 0.2, "min_lr": 1e-4, "weight_decay": 0.05},
+    {"rectify": False, "weight_decay": 0.05},
+])
+def test_matches_tfa_adabelief(tfa_arguments):
+    initial, gradients, _ = reference_problem(steps=40)
+    weight_decay = tfa_arguments.get("weight_decay")
+    trajectory = run_reference_problem(AdaBelief(learning_rate=0.01, epsilon=1e-14, **tfa_arguments), initial,
+                                       gradients)
+    expected = reference_tfa_adabelief(initial, gradients, 0.01, **{**tfa_arguments,
+                                                                     "weight_decay": weight_decay or 0.0})
+    assert_matches_reference(trajectory, expected)
+
+
+@agnostic
+@pytest.mark.parametrize(("argument", "value", "error"), [("rectify", 1, TypeError), ("total_steps", -1, ValueError),
+                                                          ("warmup_proportion", 2.0, ValueError),
+                                                          ("min_lr", -1.0, ValueError)])
+def test_rejects_invalid_tfa_argument(argument, value, error):
+    check_rejects(AdaBelief, argument, value, error)

@@ -199,3 +199,63 @@ def test_trains_digits_classifier():
 def test_sparse_embedding_gradients():
     check_sparse_gradients(make)
 
+
+
+# TensorFlow Addons' RectifiedAdam: the built-in warmup and decay (total_steps, warmup_proportion, min_lr).
+
+
+def reference_tfa_rectified_adam(initial, gradients, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0,
+                                 total_steps=0, warmup_proportion=0.1, min_lr=0.0):
+    """`tfa.optimizers.RectifiedAdam._resource_apply_dense` in float64, line for line (its threshold is
+    `sma_t >= 5`; no step of these betas has `sma_t` exactly 5)."""
+    w = [np.asarray(x, np.float64).copy() for x in initial]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    out = []
+    for t, step in enumerate(gradients, start=1):
+        lr_t = lr
+        if total_steps > 0:
+            warmup = total_steps * warmup_proportion
+            decay_steps = max(total_steps - warmup, 1)
+            lr_t = lr * t / warmup if t <= warmup else lr + (min_lr - lr) / decay_steps * min(t - warmup,
+                                                                                               decay_steps)
+        sma_inf = 2 / (1 - beta_2) - 1
+        sma_t = sma_inf - 2 * t * beta_2**t / (1 - beta_2**t)
+        for i, g in enumerate(step):
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g
+            v[i] = beta_2 * v[i] + (1 - beta_2) * g * g
+            m_corr = m[i] / (1 - beta_1**t)
+            v_corr = np.sqrt(v[i] / (1 - beta_2**t))
+            if sma_t >= 5:
+                r_t = np.sqrt((sma_t - 4) / (sma_inf - 4) * (sma_t - 2) / (sma_inf - 2) * sma_inf / sma_t)
+                update = r_t * m_corr / (v_corr + epsilon)
+            else:
+                update = m_corr
+            w[i] = w[i] - lr_t * (update + weight_decay * w[i])
+        out.append([x.copy() for x in w])
+    return out
+
+
+@agnostic
+@pytest.mark.parametrize("tfa_arguments", [
+    {"total_steps": 40, "warmup_proportion": 0.25, "min_lr": 1e-4},
+    {"total_steps": 30, "warmup_proportion": 0.1, "min_lr": 0.0, "weight_decay": 0.05},
+    {"weight_decay": 0.05},
+])
+def test_matches_tfa_rectified_adam_warmup_and_decay(tfa_arguments):
+    initial, gradients, _ = reference_problem(steps=40)
+    weight_decay = tfa_arguments.get("weight_decay")
+    optimizer = RAdam(learning_rate=0.01, epsilon=1e-7, **tfa_arguments)
+    trajectory = run_reference_problem(optimizer, initial, gradients)
+    expected = reference_tfa_rectified_adam(initial, gradients, 0.01, **{**tfa_arguments,
+                                                                          "weight_decay": weight_decay or 0.0})
+    assert_matches_reference(trajectory, expected)
+
+
+@agnostic
+@pytest.mark.parametrize(("argument", "value", "error"), [("total_steps", -1, ValueError),
+                                                          ("total_steps", 1.5, TypeError),
+                                                          ("warmup_proportion", 1.5, ValueError),
+                                                          ("min_lr", -1.0, ValueError)])
+def test_rejects_invalid_warmup_argument(argument, value, error):
+    check_rejects(RAdam, argument, value, error)

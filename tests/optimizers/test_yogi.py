@@ -169,3 +169,27 @@ def test_trains_digits_classifier():
 def test_sparse_embedding_gradients():
     check_sparse_gradients(make)
 
+
+
+def reference_tfa_yogi(initial, gradients, lr, beta1=0.9, beta2=0.999, epsilon=1e-3, initial_accumulator_value=1e-6):
+    """`tfa.optimizers.Yogi`'s dense update (sign activation, no l1/l2) in float64: epsilon before the bias
+    correction, folded into the rate `lr sqrt(1 - b2^t) / (1 - b1^t)`."""
+    w = [np.asarray(x, np.float64).copy() for x in initial]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.full_like(x, initial_accumulator_value) for x in w]
+    out = []
+    for t, step in enumerate(gradients, start=1):
+        lr_t = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+        for i, g in enumerate(step):
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = v[i] - (1 - beta2) * np.sign(v[i] - g * g) * g * g
+            w[i] = w[i] - lr_t * m[i] / (np.sqrt(v[i]) + epsilon)
+        out.append([x.copy() for x in w])
+    return out
+
+
+@agnostic
+def test_epsilon_before_correction_matches_tfa_yogi():
+    initial, gradients, _ = reference_problem(steps=40)
+    trajectory = run_reference_problem(Yogi(learning_rate=0.01, epsilon_before_correction=True), initial, gradients)
+    assert_matches_reference(trajectory, reference_tfa_yogi(initial, gradients, 0.01))

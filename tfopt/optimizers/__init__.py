@@ -14,6 +14,15 @@ Public objects:
     LARS: momentum SGD with a layer-wise trust ratio, for very large batches.
     Prodigy: learning-rate-free Adam that estimates its own step size.
     ScheduleFreeSGD, ScheduleFreeAdamW: Schedule-Free training without a decay schedule.
+    LazyAdam: Adam that updates only the rows of sparse (embedding) gradients, moments included.
+    SGDW, DecoupledAdamW, extend_with_decoupled_weight_decay, DecoupledWeightDecayExtension: decoupled weight
+        decay not scaled by the learning rate (TensorFlow Addons' convention).
+    MultiOptimizer: one optimizer per group of layers or variables.
+    NovoGrad: momentum SGD on gradients normalized per layer.
+    COCOB: learning-rate-free coin betting.
+    ConditionalGradient: Frank-Wolfe steps towards a Frobenius or nuclear norm ball.
+    ProximalAdagrad: Adagrad with an L1/L2 proximal step.
+    MovingAverage: an exponential moving average of any optimizer's weights.
     Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping: wrappers around any optimizer.
     get: an optimizer from a name, a config dict or an instance (tfopt's and Keras's names).
 """
@@ -21,10 +30,23 @@ Public objects:
 from tfopt.optimizers.adabelief import AdaBelief
 from tfopt.optimizers.adan import Adan
 from tfopt.optimizers.adaptive_gradient_clipping import AdaptiveGradientClipping
+from tfopt.optimizers.cocob import COCOB
+from tfopt.optimizers.conditional_gradient import ConditionalGradient
+from tfopt.optimizers.decoupled_weight_decay import (
+    SGDW,
+    DecoupledAdamW,
+    DecoupledWeightDecayExtension,
+    extend_with_decoupled_weight_decay,
+)
 from tfopt.optimizers.gradient_centralization import GradientCentralization
 from tfopt.optimizers.lars import LARS
+from tfopt.optimizers.lazy_adam import LazyAdam
 from tfopt.optimizers.lookahead import Lookahead
+from tfopt.optimizers.moving_average import MovingAverage
+from tfopt.optimizers.multi_optimizer import MultiOptimizer
+from tfopt.optimizers.novograd import NovoGrad
 from tfopt.optimizers.prodigy import Prodigy
+from tfopt.optimizers.proximal_adagrad import ProximalAdagrad
 from tfopt.optimizers.radam import RAdam
 from tfopt.optimizers.registry import get
 from tfopt.optimizers.schedule_free_adamw import ScheduleFreeAdamW
@@ -33,17 +55,28 @@ from tfopt.optimizers.swa import SWA
 from tfopt.optimizers.yogi import Yogi
 
 __all__ = [
+    "COCOB",
     "LARS",
+    "SGDW",
     "SWA",
     "AdaBelief",
     "Adan",
     "AdaptiveGradientClipping",
+    "ConditionalGradient",
+    "DecoupledAdamW",
+    "DecoupledWeightDecayExtension",
     "GradientCentralization",
+    "LazyAdam",
     "Lookahead",
+    "MovingAverage",
+    "MultiOptimizer",
+    "NovoGrad",
     "Prodigy",
+    "ProximalAdagrad",
     "RAdam",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
     "Yogi",
+    "extend_with_decoupled_weight_decay",
     "get",
 ]

@@ -33,6 +33,18 @@ def one_minus_power(beta, t, dtype):
     return -ops.expm1(ops.cast(t, dtype) * ops.cast(math.log(beta), dtype))
 
 
+def warmup_then_linear_decay(lr, t, total_steps, warmup_proportion, min_lr, dtype):
+    """TensorFlow Addons' built-in rate of RectifiedAdam and AdaBelief: with `W = total_steps * warmup_proportion`
+    and `D = max(total_steps - W, 1)`, `lr t / W` while `t <= W`, then linear from `lr` to `min_lr` over `D`
+    steps; `lr` itself when `total_steps` is 0."""
+    if total_steps == 0:
+        return lr
+    total = ops.cast(total_steps, dtype)
+    warmup = total * ops.cast(warmup_proportion, dtype)
+    decay_steps = ops.maximum(total - warmup, 1.0)
+    decayed = lr + (ops.cast(min_lr, dtype) - lr) * ops.minimum(t - warmup, decay_steps) / decay_steps
+    return ops.where(t <= warmup, lr * t / ops.maximum(warmup, 1e-30), decayed)
+
 
 def assign_when(optimizer, condition, targets, otherwise=None):
     """Assigns each `(variable, value)` pair of `targets()` when the scalar boolean `condition` holds, and those of

@@ -27,9 +27,13 @@ class AdaBelief(_base.Optimizer):
 
     `epsilon` is added to `s` at every step (it accumulates in the stored `s`) and again outside the square root,
     after bias correction, as in the paper's Algorithm 2, the authors' PyTorch package and optax's
-    `adabelief(eps=epsilon, eps_root=epsilon)`. Bias correction is always on; the rectification (RAdam-style
-    `rectify`) and AMSGrad options of the authors' package are not offered: use `tfopt.optimizers.RAdam` for a
-    rectified step.
+    `adabelief(eps=epsilon, eps_root=epsilon)`. Bias correction is always on. With `rectify=True` (TensorFlow
+    Addons' default) the step is rectified as RAdam's: with `rho_inf = 2 / (1 - b2) - 1` and
+    `rho_t = rho_inf - 2 t b2^t / (1 - b2^t)`, the step above is scaled by
+    `r_t = sqrt((rho_t - 4) (rho_t - 2) rho_inf / ((rho_inf - 4) (rho_inf - 2) rho_t))` when `rho_t >= 5`, and is
+    the plain momentum step `lr m / (1 - b1^t)` before. With `total_steps > 0` the rate warms up and decays as
+    TensorFlow Addons' (see `RAdam`), and the weight decay follows the warmed rate. The AMSGrad option of the
+    authors' package is not offered.
 
     Args:
         learning_rate: a number >= 0, a `keras.optimizers.schedules.LearningRateSchedule` or a callable.
@@ -40,6 +44,11 @@ class AdaBelief(_base.Optimizer):
             authors' package's for image classification; they use 1e-12 for some tasks and 1e-8 in TensorFlow).
         weight_decay: decoupled weight decay, None or a number >= 0. Default None. Exclude variables with
             `optimizer.exclude_from_weight_decay(var_list=..., var_names=...)`.
+        rectify: whether to rectify the step as RAdam (TensorFlow Addons' default). Default False.
+        total_steps: the steps of TFA's built-in warmup and linear decay, an integer >= 0; 0 (the default)
+            leaves the learning rate as given.
+        warmup_proportion: the share of `total_steps` spent warming up, in [0, 1]. Default 0.1.
+        min_lr: the rate the decay ends at, a number >= 0. Default 0.0.
         **kwargs: the base optimizer options (`clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
             `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
             `name`), passed to `keras.optimizers.Optimizer` untouched.
@@ -72,6 +81,10 @@ class AdaBelief(_base.Optimizer):
         loss_scale_factor=None,
         gradient_accumulation_steps=None,
         name=None,
+        rectify=False,
+        total_steps=0,
+        warmup_proportion=0.1,
+        min_lr=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -91,6 +104,15 @@ class AdaBelief(_base.Optimizer):
         self.beta_1 = _checks.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _checks.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = _checks.number("epsilon", epsilon, low=0.0)
+        self.rectify = _checks.boolean("rectify", rectify)
+        self.total_steps = _checks.integer("total_steps", total_steps, 0)
+        self.warmup_proportion = _checks.number("warmup_proportion", warmup_proportion, 0.0, 1.0)
+        self.min_lr = _checks.number("min_lr", min_lr, low=0.0)
+
+    def _apply_weight_decay(self, variables):
+        # With the warmup the decay follows the warmed rate, so `update_step` applies it.
+        if self.total_steps == 0:
+            super()._apply_weight_decay(variables)
 
     def build(self, var_list):
         if self.built:
@@ -106,16 +128,32 @@ class AdaBelief(_base.Optimizer):
         s = self._beliefs[self._get_variable_index(variable)]
         t = ops.cast(self.iterations + 1, dtype)
         epsilon = ops.cast(self.epsilon, dtype)
+        lr = _common.warmup_then_linear_decay(lr, t, self.total_steps, self.warmup_proportion, self.min_lr, dtype)
+        if self.total_steps and self.weight_decay is not None and self._use_weight_decay(variable):
+            self.assign_sub(variable, variable * lr * ops.cast(self.weight_decay, dtype))
 
         # In place, and the bias corrections folded into two scalars (one pass for the step, as Keras's Adam):
         #   w -= (lr sqrt(c2) / c1) m / (sqrt(s) + epsilon sqrt(c2))
         self.assign_add(m, (gradient - m) * ops.cast(1.0 - self.beta_1, dtype))
         self.assign_add(s, (ops.square(gradient - m) - s) * ops.cast(1.0 - self.beta_2, dtype) + epsilon)
         root_2 = ops.sqrt(_common.one_minus_power(self.beta_2, t, dtype))
-        step = lr * root_2 / _common.one_minus_power(self.beta_1, t, dtype)
-        self.assign_sub(variable, step * m / (ops.sqrt(s) + epsilon * root_2))
+        correction_1 = _common.one_minus_power(self.beta_1, t, dtype)
+        if not self.rectify:
+            self.assign_sub(variable, lr * root_2 / correction_1 * m / (ops.sqrt(s) + epsilon * root_2))
+            return
+        # TFA's rectification: r_t times the step once rho_t >= 5, the momentum step lr m / c1 before.
+        correction_2 = root_2 * root_2
+        rho_inf = 2.0 / (1.0 - self.beta_2) - 1.0
+        rho_t = rho_inf - 2.0 * t * (1.0 - correction_2) / correction_2
+        rectified = rho_t >= 5.0
+        rho_safe = ops.where(rectified, rho_t, ops.cast(6.0, dtype))
+        r_t = ops.sqrt((rho_safe - 4.0) * (rho_safe - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_safe))
+        adaptive = r_t * root_2 * m / (ops.sqrt(s) + epsilon * root_2)
+        self.assign_sub(variable, lr / correction_1 * ops.where(rectified, adaptive, m.value))
 
     def get_config(self):
         config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "rectify": self.rectify,
+                       "total_steps": self.total_steps, "warmup_proportion": self.warmup_proportion,
+                       "min_lr": self.min_lr})
         return config

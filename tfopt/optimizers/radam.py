@@ -34,6 +34,14 @@ class RAdam(_base.Optimizer):
         else:
             w  <- w - lr * m_hat
 
+    With `total_steps > 0` the learning rate also warms up and decays, as in TensorFlow Addons' `RectifiedAdam`:
+    with `W = total_steps * warmup_proportion` and `D = max(total_steps - W, 1)`, step `t` uses
+
+        lr_t = lr * t / W                                     if t <= W
+               lr + (min_lr - lr) * min(t - W, D) / D         otherwise
+
+    (and the weight decay, if any, is `lr_t * weight_decay * w`).
+
     Conventions: the step is rectified when `rho_t > 5`, as in PyTorch (optax rectifies when `rho_t >= 5`; the
     two differ only at `rho_t == 5` exactly, which no step reaches for the usual betas; the paper's Algorithm 2
     writes `rho_t > 4`). `epsilon` is added after bias correction, as in PyTorch and optax (Keras's `Adam` adds it
@@ -48,6 +56,10 @@ class RAdam(_base.Optimizer):
         epsilon: added to the denominator, a number >= 0. Default 1e-8.
         weight_decay: decoupled weight decay, None or a number >= 0. Default None. Exclude variables with
             `optimizer.exclude_from_weight_decay(var_list=..., var_names=...)`.
+        total_steps: the steps of TFA's built-in warmup and linear decay, an integer >= 0; 0 (the default)
+            leaves the learning rate as given.
+        warmup_proportion: the share of `total_steps` spent warming up, in [0, 1]. Default 0.1.
+        min_lr: the rate the decay ends at, a number >= 0. Default 0.0.
         **kwargs: the base optimizer options (`clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
             `ema_momentum`, `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps`,
             `name`), passed to `keras.optimizers.Optimizer` untouched.
@@ -80,6 +92,9 @@ class RAdam(_base.Optimizer):
         loss_scale_factor=None,
         gradient_accumulation_steps=None,
         name=None,
+        total_steps=0,
+        warmup_proportion=0.1,
+        min_lr=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -99,6 +114,14 @@ class RAdam(_base.Optimizer):
         self.beta_1 = _checks.number("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _checks.number("beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = _checks.number("epsilon", epsilon, low=0.0)
+        self.total_steps = _checks.integer("total_steps", total_steps, 0)
+        self.warmup_proportion = _checks.number("warmup_proportion", warmup_proportion, 0.0, 1.0)
+        self.min_lr = _checks.number("min_lr", min_lr, low=0.0)
+
+    def _apply_weight_decay(self, variables):
+        # With the warmup the decay follows the warmed rate, so `update_step` applies it.
+        if self.total_steps == 0:
+            super()._apply_weight_decay(variables)
 
     def build(self, var_list):
         if self.built:
@@ -113,6 +136,9 @@ class RAdam(_base.Optimizer):
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         t = ops.cast(self.iterations + 1, dtype)
+        lr = _common.warmup_then_linear_decay(lr, t, self.total_steps, self.warmup_proportion, self.min_lr, dtype)
+        if self.total_steps and self.weight_decay is not None and self._use_weight_decay(variable):
+            self.assign_sub(variable, variable * lr * ops.cast(self.weight_decay, dtype))
 
         # m and v in place, one pass each (as Keras's Adam); the bias corrections, r_t and the choice between the
         # rectified and the SGD-with-momentum step are folded into three scalars, so the step is one pass too:
@@ -137,5 +163,7 @@ class RAdam(_base.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                       "total_steps": self.total_steps, "warmup_proportion": self.warmup_proportion,
+                       "min_lr": self.min_lr})
         return config

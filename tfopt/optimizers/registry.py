@@ -14,6 +14,10 @@ _OPTIMIZERS = {
     "prodigy": ("tfopt.optimizers.prodigy", "Prodigy"),
     "schedule_free_sgd": ("tfopt.optimizers.schedule_free_sgd", "ScheduleFreeSGD"),
     "schedule_free_adamw": ("tfopt.optimizers.schedule_free_adamw", "ScheduleFreeAdamW"),
+    "lazy_adam": ("tfopt.optimizers.lazy_adam", "LazyAdam"),
+    "novograd": ("tfopt.optimizers.novograd", "NovoGrad"),
+    "cocob": ("tfopt.optimizers.cocob", "COCOB"),
+    "proximal_adagrad": ("tfopt.optimizers.proximal_adagrad", "ProximalAdagrad"),
     "lookahead": ("tfopt.optimizers.lookahead", "Lookahead"),
     "swa": ("tfopt.optimizers.swa", "SWA"),
     "gradient_centralization": ("tfopt.optimizers.gradient_centralization", "GradientCentralization"),
@@ -49,7 +53,8 @@ def get(identifier):
         identifier: one of
             - an optimizer instance: returned as is;
             - a name: a tfopt name (`"radam"`, `"adabelief"`, `"yogi"`, `"adan"`, `"lars"`, `"prodigy"`,
-              `"schedule_free_sgd"`, `"schedule_free_adamw"`), a tfopt class name (`"RAdam"`) or registered name
+              `"schedule_free_sgd"`, `"schedule_free_adamw"`, `"lazy_adam"`, `"novograd"`, `"cocob"`,
+              `"proximal_adagrad"`), a tfopt class name (`"RAdam"`) or registered name
               (`"tfopt>RAdam"`), or any name `keras.optimizers.get` knows (`"adam"`, `"sgd"`, ...); the optimizer
               with its default arguments. The wrappers (`"lookahead"`, `"swa"`, `"gradient_centralization"`,
               `"adaptive_gradient_clipping"`) need the optimizer they wrap, so they come from a dict;

@@ -135,5 +135,14 @@ class SWA(EvalSwapMixin, OptimizerWrapper):
         """Puts the trained weights back into `variables` (and the averages back into the slots)."""
         self._swap(variables, to_eval=False)
 
+    def assign_average_vars(self, var_list):
+        """Writes the average into `var_list` for good (TensorFlow Addons' method; `swap_to_eval` exchanges
+        instead, so that training can go on). Does nothing to variables before the first snapshot."""
+        if self.averaged_snapshots == 0:
+            return
+        for variable in var_list:
+            if self._var_key(variable) in self._trainable_variables_indices:  # e.g. not BatchNorm statistics
+                variable.assign(self._averages[self._get_variable_index(variable)])
+
     def _wrapper_config(self):
         return {"start_averaging": self.start_averaging, "average_period": self.average_period}

@@ -36,6 +36,9 @@ class Yogi(_base.Optimizer):
         beta_2: rate of the second-moment update, in [0, 1). Default 0.999.
         epsilon: added to the denominator, a number >= 0. Default 1e-3 (the paper's).
         initial_accumulator_value: the starting value of `v`, a number >= 0. Default 1e-6.
+        epsilon_before_correction: add `epsilon` to `sqrt(v)` before the bias correction, as TensorFlow Addons
+            and Keras's `Adam` do (`w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)`), instead
+            of after it. Default False.
         weight_decay: decoupled weight decay, None or a number >= 0. Default None. Exclude variables with
             `optimizer.exclude_from_weight_decay(var_list=..., var_names=...)`.
         **kwargs: the base optimizer options (`clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
@@ -61,6 +64,7 @@ class Yogi(_base.Optimizer):
         beta_2=0.999,
         epsilon=1e-3,
         initial_accumulator_value=1e-6,
+        epsilon_before_correction=False,
         weight_decay=None,
         clipnorm=None,
         clipvalue=None,
@@ -92,6 +96,7 @@ class Yogi(_base.Optimizer):
         self.epsilon = _checks.number("epsilon", epsilon, low=0.0)
         self.initial_accumulator_value = _checks.number("initial_accumulator_value", initial_accumulator_value,
                                                         low=0.0)
+        self.epsilon_before_correction = _checks.boolean("epsilon_before_correction", epsilon_before_correction)
 
     def build(self, var_list):
         if self.built:
@@ -116,7 +121,8 @@ class Yogi(_base.Optimizer):
         self.assign_sub(v, ops.sign(v - squared) * squared * ops.cast(1.0 - self.beta_2, dtype))
         root_2 = ops.sqrt(_common.one_minus_power(self.beta_2, t, dtype))
         step = lr * root_2 / _common.one_minus_power(self.beta_1, t, dtype)
-        self.assign_sub(variable, step * m / (ops.sqrt(v) + ops.cast(self.epsilon, dtype) * root_2))
+        offset = ops.cast(self.epsilon, dtype) * (1.0 if self.epsilon_before_correction else root_2)
+        self.assign_sub(variable, step * m / (ops.sqrt(v) + offset))
 
     def get_config(self):
         config = super().get_config()
@@ -125,5 +131,6 @@ class Yogi(_base.Optimizer):
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
             "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon_before_correction": self.epsilon_before_correction,
         })
         return config

@@ -9,6 +9,8 @@ Public objects:
     Warmup: a linear or exponential warm-up in front of any schedule.
     OneCycle: the one-cycle policy, equal to PyTorch's `OneCycleLR`.
     CyclicalLearningRate: triangular / triangular2 / exp_range cycles, equal to PyTorch's `CyclicLR`.
+    ScaledCyclicalLearningRate, TriangularCyclicalLearningRate, Triangular2CyclicalLearningRate,
+        ExponentialCyclicalLearningRate: TensorFlow Addons' cyclical schedules (`scale_fn`, `scale_mode`).
     WarmupStableDecay: warm-up, constant, then linear / cosine / 1-sqrt decay (WSD).
     InverseSqrt: linear warm-up, then 1 / sqrt(step) (the Transformer schedule).
     Sequential: schedules one after another, each from its own step 0.
@@ -20,6 +22,12 @@ from tfopt.schedules.inverse_sqrt import InverseSqrt
 from tfopt.schedules.linear_decay import LinearDecay
 from tfopt.schedules.one_cycle import OneCycle
 from tfopt.schedules.scaled import ScaledSchedule
+from tfopt.schedules.scaled_cyclical_learning_rate import (
+    ExponentialCyclicalLearningRate,
+    ScaledCyclicalLearningRate,
+    Triangular2CyclicalLearningRate,
+    TriangularCyclicalLearningRate,
+)
 from tfopt.schedules.sequential import Sequential
 from tfopt.schedules.step_decay import StepDecay
 from tfopt.schedules.warmup import Warmup
@@ -27,12 +35,16 @@ from tfopt.schedules.warmup_stable_decay import WarmupStableDecay
 
 __all__ = [
     "CyclicalLearningRate",
+    "ExponentialCyclicalLearningRate",
     "InverseSqrt",
     "LinearDecay",
     "OneCycle",
+    "ScaledCyclicalLearningRate",
     "ScaledSchedule",
     "Sequential",
     "StepDecay",
+    "Triangular2CyclicalLearningRate",
+    "TriangularCyclicalLearningRate",
     "Warmup",
     "WarmupStableDecay",
 ]

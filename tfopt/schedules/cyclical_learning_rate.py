@@ -78,19 +78,25 @@ class CyclicalLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         self.gamma = _checks.number("gamma", gamma, 0, 1, low_open=True)
 
     def __call__(self, step):
+        t = _ops.float_step(step)
+        cycles_done, height = self._cycle_height(t)
+        return self.base_learning_rate + (self.max_learning_rate - self.base_learning_rate) * height * self._scale(
+            t, cycles_done)
+
+    def _cycle_height(self, t):
+        """(completed cycles, the triangle's height in [0, 1]) at the float step `t`."""
         up = self.step_size_up
         down = up if self.step_size_down is None else self.step_size_down
         length = up + down
-        t = _ops.float_step(step)
         cycles_done, r = _ops.floor_divide(t, length)
-        height = ops.where(r <= up, r / up, (length - r) / down)
+        return cycles_done, ops.where(r <= up, r / up, (length - r) / down)
+
+    def _scale(self, t, cycles_done):
         if self.mode == "triangular":
-            scale = 1.0
-        elif self.mode == "triangular2":
-            scale = ops.power(0.5, cycles_done)
-        else:
-            scale = ops.exp(t * math.log(self.gamma))
-        return self.base_learning_rate + (self.max_learning_rate - self.base_learning_rate) * height * scale
+            return 1.0
+        if self.mode == "triangular2":
+            return ops.power(0.5, cycles_done)
+        return ops.exp(t * math.log(self.gamma))
 
     def get_config(self):
         return {
