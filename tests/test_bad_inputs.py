@@ -20,14 +20,19 @@ from tfopt.compression import (
 )
 from tfopt.data import make_dataset
 from tfopt.optimizers import (
+    COCOB,
     LARS,
     SWA,
     AdaBelief,
     Adan,
     AdaptiveGradientClipping,
     GradientCentralization,
+    LazyAdam,
     Lookahead,
+    MovingAverage,
+    NovoGrad,
     Prodigy,
+    ProximalAdagrad,
     RAdam,
     ScheduleFreeAdamW,
     ScheduleFreeSGD,
@@ -134,7 +139,7 @@ def test_a_learning_rate_non_finite_at_the_first_step_names_learning_rate(rate):
 
 
 @pytest.mark.backend_agnostic
-@pytest.mark.parametrize("wrapper", [Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping])
+@pytest.mark.parametrize("wrapper", [Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping, MovingAverage])
 def test_an_inner_optimizer_with_a_nan_learning_rate_names_it(wrapper):
     with pytest.raises(ValueError, match=r"Argument `optimizer.learning_rate` must be a finite number >= 0. "
                                          r"Received: optimizer.learning_rate=nan"):
@@ -149,7 +154,8 @@ def test_an_inner_keras_optimizer_with_negative_clipnorm_names_it(wrapper):
         wrapper(keras.optimizers.Adam(clipnorm=-1e-4))
 
 
-OPTIMIZERS = [RAdam, AdaBelief, Yogi, Adan, LARS, Prodigy, ScheduleFreeSGD, ScheduleFreeAdamW]
+OPTIMIZERS = [RAdam, AdaBelief, Yogi, Adan, LARS, Prodigy, ScheduleFreeSGD, ScheduleFreeAdamW, LazyAdam, NovoGrad,
+              COCOB, ProximalAdagrad]
 BASE_OPTIONS = [
     ({"clipnorm": -1e-4}, ValueError, r"`clipnorm` must be a finite number > 0 or None. Received: clipnorm=-0.0001"),
     ({"clipvalue": 0.0}, ValueError, r"`clipvalue` must be a finite number > 0 or None. Received: clipvalue=0.0"),
@@ -182,7 +188,7 @@ KERAS_ACCEPTS = [case for case in BASE_OPTIONS if list(case[0]) in (["clipnorm"]
 
 
 @pytest.mark.backend_agnostic
-@pytest.mark.parametrize("wrapper", [Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping])
+@pytest.mark.parametrize("wrapper", [Lookahead, SWA, GradientCentralization, AdaptiveGradientClipping, MovingAverage])
 @pytest.mark.parametrize(("options", "error", "match"), KERAS_ACCEPTS)
 def test_keras_base_options_are_checked_on_the_optimizer_inside_every_wrapper(wrapper, options, error, match):
     inner = keras.optimizers.SGD(**options)

@@ -40,7 +40,13 @@ CONSTRUCTORS = {
     "ScheduleFreeSGD": ({}, ["learning_rate", "beta_1", "warmup_steps", "r", "weight_lr_power", "weight_decay"]),
     "ScheduleFreeAdamW": ({}, ["learning_rate", "beta_1", "beta_2", "epsilon", "warmup_steps", "r",
                                 "weight_lr_power", "weight_decay"]),
+    "LazyAdam": ({}, ["learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay"]),
+    "NovoGrad": ({}, ["learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay"]),
+    "COCOB": ({}, ["alpha"]),
+    "ConditionalGradient": ({"learning_rate": 0.1}, ["learning_rate", "lambda_", "epsilon"]),
+    "ProximalAdagrad": ({}, ["learning_rate", "initial_accumulator_value", "l1", "l2"]),
     "Lookahead": ({"optimizer": "adam"}, ["sync_period", "slow_step_size"]),
+    "MovingAverage": ({"optimizer": "adam"}, ["average_decay", "start_step"]),
     "SWA": ({"optimizer": "adam"}, ["start_averaging", "average_period"]),
     "AdaptiveGradientClipping": ({"optimizer": "adam"}, ["clipping", "eps"]),
     "LinearDecay": ({"initial_learning_rate": 0.1, "decay_steps": 10},
@@ -77,7 +83,8 @@ CONSTRUCTORS = {
     "OptimizationHyperModel": ({"build_model": _model, "epochs": 1, "steps_per_epoch": 1},
                                ["epochs", "steps_per_epoch", "qat_fraction"]),
 }
-OPTIMIZERS = {"RAdam", "AdaBelief", "Yogi", "Adan", "LARS", "Prodigy", "ScheduleFreeSGD", "ScheduleFreeAdamW"}
+OPTIMIZERS = {"RAdam", "AdaBelief", "Yogi", "Adan", "LARS", "Prodigy", "ScheduleFreeSGD", "ScheduleFreeAdamW",
+              "LazyAdam", "NovoGrad", "COCOB", "ConditionalGradient", "ProximalAdagrad"}
 # Values that are valid for one argument though invalid in general: +inf as Prodigy's growth_rate (unbounded).
 VALID = {("Prodigy", "growth_rate", math.inf)}
 
