@@ -106,8 +106,6 @@ def build_parser():
 def _check_writable(parser, out_dir):
     """The --out folder must be writable (or creatable); it is not created here, so a run refused by a later
     check leaves nothing behind."""
-    from tfopt import _checks
-
     try:
         _checks.writable_folder("out", out_dir)
     except (TypeError, ValueError) as e:
@@ -335,6 +333,7 @@ def _run_profile(args):
                 result = profile_fit(model_fn, x, y, progress=on_epoch, **kwargs)
     except (TypeError, ValueError) as e:
         args.parser.error(str(e).splitlines()[0])
+    os.makedirs(args.out, exist_ok=True)  # only now: a refused or failed run leaves nothing behind
     with open(os.path.join(args.out, "profile.json"), "w") as f:
         f.write(result.to_json())
     with open(os.path.join(args.out, "profile.md"), "w") as f:
