@@ -2,7 +2,7 @@
 
 import keras
 
-from tfopt.layers.quantize_config import QuantizeConfig
+from tfopt.layers.quantize_config import QuantizeConfig, deserialize_wrapper_config
 
 __all__ = ["QuantizeAnnotate"]
 
@@ -65,9 +65,4 @@ class QuantizeAnnotate(keras.layers.Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["layer"] = keras.saving.deserialize_keras_object(config["layer"], custom_objects=custom_objects)
-        if config.get("quantize_config") is not None:
-            config["quantize_config"] = keras.saving.deserialize_keras_object(
-                config["quantize_config"], custom_objects=custom_objects)
-        return cls(**config)
+        return cls(**deserialize_wrapper_config(config, custom_objects))

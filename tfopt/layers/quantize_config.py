@@ -94,3 +94,14 @@ class Default8BitQuantizeConfig(QuantizeConfig):
     def get_config(self):
         return {"weight_attrs": self.weight_attrs, "activation_attrs": self.activation_attrs,
                 "quantize_output": self.quantize_output}
+
+
+def deserialize_wrapper_config(config, custom_objects=None):
+    """The config of a layer wrapper that holds a `layer` and an optional `quantize_config` (QuantizeWrapper,
+    QuantizeAnnotate), with both deserialized: the keyword arguments of its constructor."""
+    config = dict(config)
+    config["layer"] = keras.saving.deserialize_keras_object(config["layer"], custom_objects=custom_objects)
+    if config.get("quantize_config") is not None:
+        config["quantize_config"] = keras.saving.deserialize_keras_object(config["quantize_config"],
+                                                                          custom_objects=custom_objects)
+    return config

@@ -6,7 +6,7 @@ from keras import ops
 
 from tfopt import _checks
 from tfopt.layers import quantizable_layer
-from tfopt.layers.quantize_config import QuantizeConfig
+from tfopt.layers.quantize_config import QuantizeConfig, deserialize_wrapper_config
 from tfopt.layers.quantizers import fake_quant_affine, fake_quant_symmetric_per_channel
 
 __all__ = ["QuantizeWrapper"]
@@ -337,9 +337,4 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["layer"] = keras.saving.deserialize_keras_object(config["layer"], custom_objects=custom_objects)
-        if config.get("quantize_config") is not None:
-            config["quantize_config"] = keras.saving.deserialize_keras_object(
-                config["quantize_config"], custom_objects=custom_objects)
-        return cls(**config)
+        return cls(**deserialize_wrapper_config(config, custom_objects))
