@@ -220,7 +220,6 @@ def optimizer(value, name="optimizer"):
     wrapper's inner optimizer: `Lookahead(Adam(float("nan")))` is refused naming `optimizer.learning_rate`)."""
     import keras
 
-
     if not isinstance(value, keras.optimizers.Optimizer):
         raise TypeError(f"Argument `{name}` must be a keras.optimizers.Optimizer. Received: {name}={value!r} of "
                         f"type {type(value).__name__}")
@@ -403,7 +402,6 @@ def keywords(name, value, function, positional=0):
 def model_fn(name, value):
     """A callable that returns a fresh `keras.Model` (a model itself is callable, but is not one)."""
     import keras
-
 
     if isinstance(value, keras.Model) or not callable(value):
         raise TypeError(f"Argument `{name}` must be a callable returning a fresh keras.Model (e.g. a function that "

@@ -54,11 +54,8 @@ class SummaryWriterCallback(keras.callbacks.Callback):
             self._writer.flush()
 
     def record(self):
-        """One logged point: by default `write_summaries` into the event file."""
+        """One logged point: by default the subclass's `write_summaries(tf, step)` into the event file."""
         self.summarize(self.write_summaries)
-
-    def write_summaries(self, tf, step):
-        raise NotImplementedError
 
     def on_train_batch_end(self, batch, logs=None):
         if self.update_freq == "epoch" or (self._writer is None and self.log_dir is not None):

@@ -11,15 +11,10 @@ from keras import ops
 
 class EvalSwapMixin:
     """Mixin for an optimizer whose built state has `_eval_mode` (an int variable) and one slot per trained
-    variable in `_eval_slots()`. Subclasses implement `_exchange(variable, slot, to_eval)`, and may override
+    variable. Subclasses implement `_eval_slots()` (those slots, in the optimizer's variable order) and
+    `_exchange(variable, slot, to_eval)` (puts one variable's other weights in place), and may override
     `_has_eval_weights()` (False: a swap to eval does nothing yet) and `_swap_moves_weights()` (False: the two
     sets are still equal, so only the mode changes)."""
-
-    def _eval_slots(self):
-        raise NotImplementedError
-
-    def _exchange(self, variable, slot, to_eval):
-        raise NotImplementedError
 
     def _has_eval_weights(self):
         return True

@@ -25,7 +25,6 @@ import keras
 from keras import ops
 
 from tfopt import _checks
-from tfopt.optimizers import _nonfinite_tf
 
 MODES = ("skip", "raise")
 KINDS = {1: "gradient", 2: "weight", 3: "overflow"}
@@ -68,7 +67,9 @@ def ensure_state(optimizer):
         if state is not None:
             optimizer._variables.append(state)
         elif keras.backend.backend() == "tensorflow":
-            with _nonfinite_tf.variable_scope(optimizer):
+            from tfopt import _tensorflow  # TensorFlow-only helpers, loaded only on that backend
+
+            with _tensorflow.optimizer_variable_scope(optimizer):
                 state = optimizer.add_variable(shape=(4,), initializer="zeros", dtype="int", name="nonfinite_guard")
         else:
             state = optimizer.add_variable(shape=(4,), initializer="zeros", dtype="int", name="nonfinite_guard")
@@ -166,13 +167,15 @@ def _guarded_apply(optimizer, grads, trainable_variables=None):
         update = ops.logical_and(update, ops.equal(state[1], 0))
 
     if keras.backend.backend() == "tensorflow":
+        from tfopt import _tensorflow  # TensorFlow-only helpers, loaded only on that backend
+
         def apply(grads):
             own_apply(optimizer, grads, trainable_variables)
 
         def skip(grads):
             _record(optimizer, state, grads, variables, ops.cast(optimizer.iterations, dtype))
 
-        _nonfinite_tf.conditional_update(update, apply, skip, grads)
+        _tensorflow.conditional_update(update, apply, skip, grads)
     else:
         # A pure step (JAX): take the new values where the step is finite, the old ones where not; XLA fuses the
         # selects into the update and the bookkeeping into one small computation.
