@@ -1,6 +1,9 @@
 """MNIST-shaped data for the transcribed tfmot guides: scikit-learn's digits (bundled with tfopt) scaled from 8x8
 to 28x28, so the guides' models learn something in a few steps."""
 
+import os
+import zipfile
+
 import numpy as np
 
 from tfopt.data import load_digits
@@ -49,3 +52,13 @@ def evaluate_model(interpreter, test_images, test_labels):
         output = interpreter.tensor(output_index)
         prediction_digits.append(np.argmax(output()[0]))
     return (np.array(prediction_digits) == test_labels).mean()
+
+
+def get_gzipped_model_size(folder, content, name):
+    """The guides' `get_gzipped_model_size`: bytes of `content` written to `folder/name` and zipped (deflate)."""
+    path = folder / name
+    path.write_bytes(content)
+    zipped_file = folder / f"{name}.zip"
+    with zipfile.ZipFile(zipped_file, "w", compression=zipfile.ZIP_DEFLATED) as f:
+        f.write(path)
+    return os.path.getsize(zipped_file)

@@ -6,15 +6,13 @@ Changes from the guides, none in tfmot calls: the data (MNIST-shaped digits, a f
 transcribed: the comprehensive guide's custom layer through `ClusterableLayer` (tfopt clusters custom layers that
 implement `tfopt.layers.QuantizableLayer`; Dense subclasses need nothing)."""
 
-import os
-import zipfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfopt.compat.tfmot as tfmot
-from tests.compat.tfmot.guide_data import evaluate_model, mnist_like, tflite_kernels
+from tests.compat.tfmot.guide_data import evaluate_model, get_gzipped_model_size, mnist_like, tflite_kernels
 from tfopt.layers import ClusterWeights
 
 
@@ -62,16 +60,8 @@ def test_clustering_example(mnist, tmp_path):
     for _, _, weights, kernel in tflite_kernels(clustered_tflite_model):
         assert weights == "float32" and len(np.unique(kernel)) <= 16
 
-    def get_gzipped_model_size(content, name):
-        path = tmp_path / name
-        path.write_bytes(content)
-        zipped_file = tmp_path / f"{name}.zip"
-        with zipfile.ZipFile(zipped_file, "w", compression=zipfile.ZIP_DEFLATED) as f:
-            f.write(path)
-        return os.path.getsize(zipped_file)
-
-    assert get_gzipped_model_size(clustered_tflite_model, "clustered") < 0.5 * get_gzipped_model_size(
-        float_tflite_model, "float")
+    clustered_size = get_gzipped_model_size(tmp_path, clustered_tflite_model, "clustered")
+    assert clustered_size < 0.5 * get_gzipped_model_size(tmp_path, float_tflite_model, "float")
 
     converter = tf.lite.TFLiteConverter.from_keras_model(final_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -7,14 +7,13 @@ Changes from the guides, none in tfmot calls: the data (MNIST-shaped digits, a f
 
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfopt.compat.tfmot as tfmot
-from tests.compat.tfmot.guide_data import evaluate_model, mnist_like, tflite_kernels
+from tests.compat.tfmot.guide_data import evaluate_model, get_gzipped_model_size, mnist_like, tflite_kernels
 from tfopt.compression import sparsity_report
 from tfopt.layers import PruneLowMagnitude
 
@@ -92,17 +91,9 @@ def test_pruning_with_keras(baseline, mnist, tmp_path):
     for _, _, _, kernel in tflite_kernels(pruned_tflite_model):
         assert np.mean(kernel == 0) == pytest.approx(0.8, abs=0.01)
 
-    def get_gzipped_model_size(content, name):
-        path = tmp_path / name
-        path.write_bytes(content)
-        zipped_file = tmp_path / f"{name}.zip"
-        with zipfile.ZipFile(zipped_file, "w", compression=zipfile.ZIP_DEFLATED) as f:
-            f.write(path)
-        return os.path.getsize(zipped_file)
-
     float_tflite_model = tf.lite.TFLiteConverter.from_keras_model(baseline).convert()
-    assert get_gzipped_model_size(pruned_tflite_model, "pruned") < get_gzipped_model_size(float_tflite_model,
-                                                                                            "float") * 0.6
+    pruned_size = get_gzipped_model_size(tmp_path, pruned_tflite_model, "pruned")
+    assert pruned_size < get_gzipped_model_size(tmp_path, float_tflite_model, "float") * 0.6
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model_for_export)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
