@@ -8,13 +8,13 @@ timeout and is killed on any failure."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from tests.strategies import processes as worker_processes
 
 pytestmark = pytest.mark.multiprocess
 
@@ -22,12 +22,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKER = os.path.join(HERE, "jax_worker.py")
 TIMEOUT = 240
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def start(*args):
@@ -39,25 +33,8 @@ def start(*args):
                             stderr=subprocess.PIPE, text=True)
 
 
-def finish(processes, timeout=TIMEOUT):
-    """Waits for all; kills every one still running on timeout or failure."""
-    deadline = time.monotonic() + timeout
-    outputs = []
-    try:
-        for p in processes:
-            try:
-                _, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                _, err = p.communicate()
-                err = f"timed out after {timeout} s\n{err}"
-            outputs.append((p.returncode, err))
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return outputs
+def finish(group, timeout=TIMEOUT):
+    return worker_processes.finish(group, timeout)
 
 
 def load(path):
@@ -68,7 +45,7 @@ def load(path):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("jax_processes")
-    port = free_port()
+    port = worker_processes.free_ports(1)[0]
     processes = [start("process", out, i, port) for i in range(2)]
     results = finish(processes)
     results += finish([start("single", out)])  # after the pair: the 2 cores are not shared three ways

@@ -9,13 +9,14 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+
+from tests.strategies import processes as worker_processes
 
 pytestmark = pytest.mark.multiprocess
 
@@ -26,13 +27,7 @@ TIMEOUT = 150
 
 
 def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ",".join(str(p) for p in ports)
+    return ",".join(str(p) for p in worker_processes.free_ports(n))
 
 
 def start(*args):
@@ -43,20 +38,8 @@ def start(*args):
                             stderr=subprocess.PIPE, text=True)
 
 
-def finish(processes, timeout=TIMEOUT):
-    """Waits for all; kills every one of them (SIGKILL: TensorFlow catches SIGTERM) on timeout or failure."""
-    deadline = time.monotonic() + timeout
-    outputs = []
-    try:
-        for p in processes:
-            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            outputs.append((p.returncode, err))
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    return outputs
+def finish(group, timeout=TIMEOUT):
+    return worker_processes.finish(group, timeout)
 
 
 def run_cluster(out, epochs, *extra):
