@@ -7,6 +7,7 @@ import re
 import keras
 
 from tfopt.strategies._structural_layout_map import StructuralLayoutMap
+from tfopt.strategies._variables import unique_variables
 
 
 def check_layout_map(layout_map, model):
@@ -40,7 +41,7 @@ def check_layout_map(layout_map, model):
                         f"{type(model).__name__}")
     mesh = layout_map.device_mesh
     sizes = dict(zip(mesh.axis_names, mesh.shape)) if mesh is not None else {}
-    variables = _unique(model.weights)
+    variables = unique_variables(model.weights)
     matches = {}
     if isinstance(layout_map, StructuralLayoutMap):
         for path, structural in layout_map.structural_paths([v.path for v in variables]).items():
@@ -84,12 +85,3 @@ def check_layout_map(layout_map, model):
         raise ValueError("Argument `layout_map` does not fit the model's variables ("
                          f"{len(variables)} variables, e.g. {variables[0].path!r}): " + "; ".join(faults))
     return {path: keys[0] for path, keys in matches.items()}
-
-
-def _unique(variables):
-    seen, unique = set(), []
-    for variable in variables:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            unique.append(variable)
-    return unique

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from tfopt.strategies._structural_layout_map import StructuralLayoutMap
+from tfopt.strategies._variables import unique_variables
 
 
 class ShardingReport(dict):
@@ -100,7 +101,7 @@ def sharding_report(model, batch=None, *, layout_map=None):
         # weight) so that the step below has its whole state.
         model.evaluate(*batch, batch_size=len(batch[0]), verbose=0)
     mesh = {}
-    variables = [_entry(v, mesh, notes) for v in _unique(model.weights)]
+    variables = [_entry(v, mesh, notes) for v in unique_variables(model.weights)]
     optimizer_variables = ([_entry(v, mesh, {}) for v in optimizer.variables]
                            if optimizer is not None and optimizer.built else [])
     report = ShardingReport(
@@ -134,13 +135,6 @@ def _entry(variable, mesh, replicated):
     return entry
 
 
-def _unique(variables):
-    seen, unique = set(), []
-    for variable in variables:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            unique.append(variable)
-    return unique
 
 
 def _step_bytes(model, batch):
